@@ -1,0 +1,29 @@
+# Two commands do all set-up on a fresh Debian machine with Python 3.11:
+#   make run    builds .venv if needed, then runs the workflow on the embedded default
+#   make test   builds .venv if needed, then runs the test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+CORES ?= 2
+
+.PHONY: run test lint clean-results
+
+$(INSTALLED): requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "aslseg needs Python >= 3.11 (Snakemake 9)"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+run: $(INSTALLED)
+	$(BIN)/snakemake --cores $(CORES)
+
+test: $(INSTALLED)
+	$(BIN)/python -m pytest
+
+lint: $(INSTALLED)
+	$(BIN)/snakemake --lint
+
+clean-results:
+	rm -rf results .snakemake

@@ -1,0 +1,1 @@
+"""Data stage: the embedded phantom, reading LiTS-format volumes, preparation and splits."""

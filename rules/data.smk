@@ -1,0 +1,77 @@
+# Data stage: the embedded phantom (or a LiTS copy read in place) -> prepared 2D slices -> volume splits.
+
+
+rule phantom:
+    """One synthetic CT case in LiTS format (volume-N.nii.gz, segmentation-N.nii.gz)."""
+    input:
+        code=package_code("data/phantom.py", "io.py"),
+    output:
+        volume=f"{RESULTS}/data/phantom/volume-{{case}}.nii.gz",
+        segmentation=f"{RESULTS}/data/phantom/segmentation-{{case}}.nii.gz",
+    params:
+        phantom=DATA["phantom"],
+    log:
+        f"{LOGS}/phantom/case-{{case}}.log",
+    benchmark:
+        f"{BENCHMARKS}/phantom/case-{{case}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../workflow_scripts/phantom.py"
+
+
+rule prepare:
+    """Canonical orientation, HU window, liver slices +- margin, in-plane resize; image and tumor label kept
+    in separate files so that only labeled volumes' labels reach training."""
+    input:
+        unpack(raw_case_files),
+        code=package_code("data/lits.py", "data/prepare.py", "io.py"),
+    output:
+        image=f"{RESULTS}/data/prepared/images/case-{{case}}.npz",
+        label=f"{RESULTS}/data/prepared/labels/case-{{case}}.npz",
+        stats=f"{RESULTS}/data/prepared/stats/case-{{case}}.json",
+    params:
+        window=DATA["window"],
+        size=DATA["size"],
+        slice_margin=DATA["slice_margin"],
+    log:
+        f"{LOGS}/prepare/case-{{case}}.log",
+    benchmark:
+        f"{BENCHMARKS}/prepare/case-{{case}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    script:
+        "../workflow_scripts/prepare.py"
+
+
+rule split:
+    """Test / val / labeled / unlabeled volumes for one run seed (test and val are the same for every seed)."""
+    input:
+        stats=expand(f"{RESULTS}/data/prepared/stats/case-{{case}}.json", case=CASE_IDS),
+        code=package_code("data/split.py"),
+    output:
+        f"{RESULTS}/data/splits/seed-{{seed}}.json",
+    params:
+        split=DATA["split"],
+    log:
+        f"{LOGS}/split/seed-{{seed}}.log",
+    localrule: True
+    script:
+        "../workflow_scripts/split.py"
+
+
+rule data_summary:
+    """One row per prepared case: slices, spacing, liver and tumor volume (a table to look at)."""
+    input:
+        stats=expand(f"{RESULTS}/data/prepared/stats/case-{{case}}.json", case=CASE_IDS),
+    output:
+        f"{RESULTS}/data/summary.csv",
+    log:
+        f"{LOGS}/data_summary.log",
+    localrule: True
+    script:
+        "../workflow_scripts/data_summary.py"

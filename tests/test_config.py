@@ -1,0 +1,54 @@
+import pytest
+import yaml
+
+from aslseg.config import ConfigError, default_config, load_config, validate_config
+from tests.conftest import REPO
+
+
+def test_defaults_fill_every_section():
+    config = default_config()
+    assert config["data"]["source"] == "phantom"
+    assert config["data"]["window"] == [-160, 240]
+    assert config["data"]["split"]["labeled"] == 0.1
+    assert config["data"]["phantom"]["n_volumes"] >= 2
+
+
+def test_shipped_config_is_valid_and_matches_schema_defaults():
+    """config.yaml documents the defaults; it must not drift from the schema's."""
+    assert load_config(REPO / "config.yaml") == default_config()
+
+
+def test_wrong_type_names_the_key():
+    with pytest.raises(ConfigError, match=r"data\.size: 'abc' is not of type 'integer'"):
+        validate_config({"data": {"size": "abc"}})
+
+
+def test_unknown_source_names_the_key():
+    with pytest.raises(ConfigError, match=r"data\.source: 'dicom' is not one of"):
+        validate_config({"data": {"source": "dicom"}})
+
+
+def test_unknown_key_is_an_error_not_ignored():
+    with pytest.raises(ConfigError, match=r"data\.split: Additional properties .*'labelled'"):
+        validate_config({"data": {"split": {"labelled": 0.2}}})
+
+
+def test_lits_needs_an_existing_directory(tmp_path):
+    with pytest.raises(ConfigError, match="data.lits_dir is not set"):
+        validate_config({"data": {"source": "lits"}})
+    with pytest.raises(ConfigError, match="is not a directory"):
+        validate_config({"data": {"source": "lits", "lits_dir": str(tmp_path / "missing")}})
+
+
+def test_inconsistent_values_are_named():
+    with pytest.raises(ConfigError, match="data.window"):
+        validate_config({"data": {"window": [240, -160]}})
+    with pytest.raises(ConfigError, match="data.split.test"):
+        validate_config({"data": {"split": {"test": 0.6, "val": 0.5}}})
+
+
+def test_load_config_reports_the_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"seeds": "zero"}))
+    with pytest.raises(ConfigError, match=r"bad\.yaml:\n  seeds: 'zero' is not of type 'array'"):
+        load_config(path)
