@@ -16,6 +16,11 @@ configfile: "config.yaml"
 validate_config(config, "config")  # snakemake.utils.validate + one-line errors that name the key
 
 
+wildcard_constraints:
+    case=r"\d+",
+    seed=r"\d+",
+
+
 include: "rules/common.smk"
 include: "rules/data.smk"
 

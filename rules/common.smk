@@ -1,4 +1,4 @@
-# Helpers shared by every rule file: where things live, which cases exist, and the code a job depends on.
+# Helpers shared by all rule files -- where things live, which cases exist, the code a job depends on.
 from pathlib import Path
 
 from aslseg.data.lits import discover_cases
@@ -8,10 +8,7 @@ LOGS = f"{RESULTS}/logs"
 BENCHMARKS = f"{RESULTS}/benchmarks"
 DATA = config["data"]
 
-
-wildcard_constraints:
-    case=r"\d+",
-    seed=r"\d+",
+ENV = "../envs/aslseg.yaml"  # relative to the rule files
 
 
 def package_code(*modules):

@@ -18,6 +18,8 @@ rule phantom:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        ENV
     script:
         "../workflow_scripts/phantom.py"
 
@@ -44,6 +46,8 @@ rule prepare:
     resources:
         mem_mb=4000,
         runtime=10,
+    conda:
+        ENV
     script:
         "../workflow_scripts/prepare.py"
 
@@ -60,6 +64,8 @@ rule split:
     log:
         f"{LOGS}/split/seed-{{seed}}.log",
     localrule: True
+    conda:
+        ENV
     script:
         "../workflow_scripts/split.py"
 
@@ -73,5 +79,7 @@ rule data_summary:
     log:
         f"{LOGS}/data_summary.log",
     localrule: True
+    conda:
+        ENV
     script:
         "../workflow_scripts/data_summary.py"
