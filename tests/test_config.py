@@ -52,3 +52,25 @@ def test_load_config_reports_the_file(tmp_path):
     path.write_text(yaml.safe_dump({"seeds": "zero"}))
     with pytest.raises(ConfigError, match=r"bad\.yaml:\n  seeds: 'zero' is not of type 'array'"):
         load_config(path)
+
+
+def _leaf_properties(node: dict, path: str = ""):
+    for key, spec in node.get("properties", {}).items():
+        if "properties" in spec:
+            yield from _leaf_properties(spec, f"{path}{key}.")
+        else:
+            yield f"{path}{key}", spec
+
+
+def test_schema_documents_every_key():
+    """Every key has a default and a description, and no stray keyword (a YAML slip such as an unquoted
+    comma inside a flow mapping would create one)."""
+    import jsonschema
+
+    schema = yaml.safe_load((REPO / "schemas/config.schema.yaml").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    keywords = {"type", "items", "minItems", "maxItems", "default", "description", "enum", "minimum", "maximum",
+                "exclusiveMinimum", "exclusiveMaximum"}
+    for key, spec in _leaf_properties(schema):
+        assert "default" in spec and spec.get("description"), f"{key}: needs a default and a description"
+        assert set(spec) <= keywords, f"{key}: unexpected schema keywords {set(spec) - keywords}"

@@ -36,7 +36,7 @@ def test_proportions():
 def test_val_and_labeled_volumes_contain_tumor():
     for seed in range(10):
         s = split(run_seed=seed)
-        assert not set(s["val"]) & {3, 11, 19, 27}
+        assert not set(s["val"]) & {3, 5, 11, 19, 27}
         assert not set(s["labeled"]) & {3, 5, 11, 19, 27}  # tumor-free or below labeled_min_tumor_ml
 
 
@@ -67,4 +67,6 @@ def test_at_least_one_labeled_volume():
 
 def test_too_few_tumor_volumes_is_a_clear_error():
     with pytest.raises(DataError, match="contain tumor: too few"):
-        split(vols=[VolumeStats(c, 0.0 if c > 1 else 3.0) for c in range(10)])
+        split(vols=[VolumeStats(c, 0.0 if c > 0 else 3.0) for c in range(10)])
+    with pytest.raises(DataError, match="too few for 1 val volumes and at least one labeled"):
+        split(vols=[VolumeStats(c, 0.0 if c > 4 else 0.5) for c in range(10)])

@@ -2,8 +2,8 @@
 
 - test and val are drawn once with `data.split.seed`, so every run seed and every experiment is scored on the
   same volumes. The test set holds a fixed share (`test_tumor_free`) of tumor-free volumes, as far as they
-  exist, so that false-positive volume on healthy livers is measured; val holds tumor volumes only (it picks
-  checkpoints by Dice).
+  exist, so that false-positive volume on healthy livers is measured; val holds volumes with at least
+  `labeled_min_tumor_ml` of tumor only (it picks checkpoints by Dice, which a one-voxel lesion makes noise).
 - the labeled draw uses (`data.split.seed`, run seed): each run seed redraws which volumes are labeled, since
   which volumes are labeled can matter more than the method. It is stratified: the labeled volumes are drawn
   from volumes with at least `labeled_min_tumor_ml` of tumor (a 10% set without lesions measures nothing),
@@ -54,19 +54,25 @@ def split_volumes(
     tumor_ml = {v.case_id: v.tumor_ml for v in volumes}
     positive = [c for c in ids if tumor_ml[c] > 0]
     tumor_free = [c for c in ids if tumor_ml[c] == 0]
+    rich = [c for c in positive if tumor_ml[c] >= labeled_min_tumor_ml]
 
     rng = np.random.default_rng([split_seed])
     n_test = _count(test, len(ids), 1)
     n_test_free = min(len(tumor_free), int(round(test_tumor_free * n_test)))
     n_test_positive = n_test - n_test_free
     n_val = _count(val, len(ids), 1) if val > 0 else 0
-    if n_test_positive + n_val + 1 > len(positive):
+    if n_test_positive > len(positive):
         raise DataError(
-            f"{len(positive)} of {len(ids)} volumes contain tumor: too few for {n_test_positive} test and "
-            f"{n_val} val volumes with tumor and at least one labeled training volume"
+            f"{len(positive)} of {len(ids)} volumes contain tumor: too few for {n_test_positive} test volumes with tumor"
         )
     test_ids = _draw(rng, positive, n_test_positive) + _draw(rng, tumor_free, n_test_free)
-    val_ids = _draw(rng, [c for c in positive if c not in test_ids], n_val)
+    rich_left = [c for c in rich if c not in test_ids]
+    if n_val + 1 > len(rich_left):
+        raise DataError(
+            f"{len(rich_left)} volumes outside the test set hold >= {labeled_min_tumor_ml} mL of tumor: too few "
+            f"for {n_val} val volumes and at least one labeled training volume"
+        )
+    val_ids = _draw(rng, rich_left, n_val)
     train = [c for c in ids if c not in test_ids and c not in val_ids]
 
     labeled_ids = draw_labeled(train, tumor_ml, labeled, labeled_min_tumor_ml, split_seed, run_seed)
