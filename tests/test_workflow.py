@@ -68,15 +68,30 @@ def test_phantom_data_stage_builds_every_artifact(phantom_run):
 def test_second_run_does_nothing(phantom_run):
     result = snakemake(phantom_run, TINY_PHANTOM, "-n")
     assert "Nothing to be done" in result.stdout + result.stderr
+    assert planned_jobs(phantom_run, TINY_PHANTOM) == {}
+
+
+def planned_jobs(workdir: Path, config: dict) -> dict[str, int]:
+    """Rule -> job count of what `snakemake -n` would run (parsed from its job stats table)."""
+    lines = snakemake(workdir, config, "-n", "--quiet", "rules").stdout.splitlines()
+    if not any(line.startswith("job ") for line in lines):
+        return {}
+    table = lines[lines.index(next(line for line in lines if line.startswith("job "))) + 2 :]
+    rows = [line.split() for line in table[: table.index(next(line for line in table if line.startswith("total")))]]
+    return {rule: int(count) for rule, count in rows}
 
 
 def test_changing_a_split_setting_reruns_only_the_split(phantom_run):
     config = json.loads(json.dumps(TINY_PHANTOM))
     config["data"]["split"]["labeled"] = 0.5
-    result = snakemake(phantom_run, config, "-n", "--quiet", "rules")
-    planned = result.stdout
-    assert "split" in planned
-    assert "prepare" not in planned and "phantom" not in planned
+    assert planned_jobs(phantom_run, config) == {"split": 2, "all": 1}
+
+
+def test_changing_the_slice_size_reprepares_but_keeps_the_phantom(phantom_run):
+    config = json.loads(json.dumps(TINY_PHANTOM))
+    config["data"]["size"] = 48
+    planned = planned_jobs(phantom_run, config)
+    assert planned["prepare"] == 10 and "phantom" not in planned
 
 
 def test_lint_is_clean(phantom_run):
