@@ -25,7 +25,7 @@ rule phantom:
 
 
 rule prepare:
-    """Canonical orientation, HU window, liver slices +- margin, in-plane resize; image and tumor label kept
+    """Canonical orientation, HU window, liver slices +- margin, liver crop, resize; image and tumor label kept
     in separate files so that only labeled volumes' labels reach training."""
     input:
         unpack(raw_case_files),
@@ -37,6 +37,8 @@ rule prepare:
     params:
         window=DATA["window"],
         size=DATA["size"],
+        crop=DATA["crop"],
+        crop_margin_mm=DATA["crop_margin_mm"],
         slice_margin=DATA["slice_margin"],
     log:
         f"{LOGS}/prepare/case-{{case}}.log",

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from aslseg.data.lits import discover_cases, load_case
-from aslseg.data.prepare import area_resize_matrix, liver_slice_range, prepare_case, resize_labels, resize_stack, window
+from aslseg.data.prepare import area_resize_matrix, crop_stack, liver_slice_range, prepare_case, resize_labels, resize_stack, window
 from aslseg.io import write_nifti
 from tests.conftest import tiny_case
 
@@ -37,9 +37,9 @@ def test_slice_range_uses_liver_with_margin():
     assert liver_slice_range(labels, 5) == (0, 12)
 
 
-def _prepared(directory, case_id=0, size=20):
+def _prepared(directory, case_id=0, size=20, crop="none"):
     case = load_case(next(c for c in discover_cases(directory) if c.case_id == case_id))
-    return case, prepare_case(case, (-160, 240), size, 2)
+    return case, prepare_case(case, (-160, 240), size, 2, crop=crop, crop_margin_mm=2.0)
 
 
 def test_prepare_keeps_liver_slices_and_effective_spacing(lits_dir):
@@ -49,6 +49,7 @@ def test_prepare_keeps_liver_slices_and_effective_spacing(lits_dir):
     np.testing.assert_array_equal(prepared.slice_index, np.arange(1, 11))
     assert prepared.image.shape == prepared.tumor.shape == (10, 20, 20)
     np.testing.assert_allclose(prepared.spacing, [2.5, 1.6, 1.6])
+    np.testing.assert_array_equal(prepared.crop_box, [0, 0, 40, 40])
     assert prepared.image.dtype == np.float32 and 0 <= prepared.image.min() and prepared.image.max() <= 1
     assert prepared.tumor.sum() > 0 and np.all(prepared.liver[prepared.tumor == 1] == 1)
     # liver (100 HU) and tumor (40 HU) land on the window's linear map
@@ -78,3 +79,23 @@ def test_orientation_is_canonical_whatever_the_storage(tmp_path):
     bright = from_lps.image[first_liver_slice] == 1.0
     rows, cols = np.nonzero(bright)
     assert rows.max() < 6 and cols.max() < 4
+
+
+def test_liver_crop_is_a_square_in_mm_around_the_liver(lits_dir):
+    case, prepared = _prepared(lits_dir, size=16, crop="liver")
+    # The box liver of tiny_case in display order: rows (anterior->posterior) 8..29, cols (right->left) 5..24,
+    # at 0.8 mm; the longer extent is 21 px = 16.8 mm, plus 2 mm each side = 20.8 mm -> 26 px.
+    rows = np.flatnonzero(case.labels.any(axis=(0, 2)))
+    cols = np.flatnonzero(case.labels.any(axis=(0, 1)))
+    assert (rows[0], rows[-1], cols[0], cols[-1]) == (8, 29, 5, 24)
+    row0, col0, n_rows, n_cols = prepared.crop_box
+    assert n_rows == n_cols == 26
+    assert row0 <= rows[0] and row0 + n_rows > rows[-1] and col0 <= cols[0] and col0 + n_cols > cols[-1]
+    np.testing.assert_allclose(prepared.spacing, [2.5, 0.8 * 26 / 16, 0.8 * 26 / 16])
+    assert prepared.tumor.sum() > 0 and prepared.image.shape == (10, 16, 16)
+
+
+def test_crop_overhanging_the_image_is_padded_with_air():
+    stack = np.arange(16, dtype=np.float32).reshape(1, 4, 4)
+    out = crop_stack(stack, np.array([-1, 2, 3, 3]), fill=-1024.0)
+    np.testing.assert_array_equal(out[0], [[-1024, -1024, -1024], [2, 3, -1024], [6, 7, -1024]])

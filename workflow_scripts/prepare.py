@@ -15,8 +15,9 @@ with job_logging(snakemake) as log:
         int(snakemake.wildcards.case), Path(snakemake.input.volume), Path(snakemake.input.segmentation)
     )
     case = load_case(files)
+    params = snakemake.params
     prepared = prepare_case(
-        case, tuple(snakemake.params.window), snakemake.params.size, snakemake.params.slice_margin
+        case, tuple(params.window), params.size, params.slice_margin, params.crop, params.crop_margin_mm
     )
     # float16 halves the files; its step near 1.0 (5e-4) is 0.2 HU in the default window.
     write_npz(
@@ -24,6 +25,7 @@ with job_logging(snakemake) as log:
         image=prepared.image.astype(np.float16),
         liver=prepared.liver,
         slice_index=prepared.slice_index,
+        crop_box=prepared.crop_box,
         spacing=prepared.spacing,
     )
     write_npz(snakemake.output.label, tumor=prepared.tumor)

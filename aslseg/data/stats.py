@@ -19,6 +19,7 @@ def case_stats(files: CaseFiles, case: CaseArrays, prepared: PreparedCase) -> di
         "original_spacing_mm": [round(s, 4) for s in case.spacing],
         "slices": int(prepared.image.shape[0]),
         "first_slice": int(prepared.slice_index[0]),
+        "crop_box": [int(v) for v in prepared.crop_box],
         "spacing_mm": [round(float(s), 4) for s in prepared.spacing],
         "liver_ml": round(float(prepared.liver.sum()) * voxel_ml, 3),
         "tumor_ml": round(float(prepared.tumor.sum()) * voxel_ml, 3),
