@@ -19,7 +19,7 @@ import torch
 from aslseg.metrics import case_metrics, summarize
 from aslseg.ssl.network import build_network, predict_probabilities
 from aslseg.ssl.slices import load_slices
-from aslseg.ssl.train import TrainSettings, ValCase, train_supervised
+from aslseg.ssl.train import TrainSettings, ValCase, train
 
 
 def load_case(prepared: Path, case_id: int) -> ValCase:
@@ -59,7 +59,8 @@ def main() -> None:
     )
     runs = []
     for seed in args.seeds:
-        split = json.loads((Path(args.results) / "data" / "splits" / f"seed-{seed}.json").read_text())
+        split_file = Path(args.results) / "data" / "splits" / "labeled-0.1" / f"seed-{seed}.json"
+        split = json.loads(split_file.read_text())
         val = [load_case(prepared, c) for c in split["val"]]
         test = [load_case(prepared, c) for c in split["test"]]
         labeled_sets = {"10%": split["labeled"], "full": split["labeled"] + split["unlabeled"]}
@@ -70,7 +71,7 @@ def main() -> None:
                 [prepared / "labels" / f"case-{c}.npz" for c in cases],
             )
             start = time.perf_counter()
-            result = train_supervised(labeled, val, settings, seed=seed, progress=False, device=args.device)
+            result = train("supervised", labeled, None, val, settings, seed=seed, progress=False, device=args.device)
             summary = evaluate(result.state_dict, settings.features, test)
             run = {"seed": seed, "iterations": args.iterations, "lr": args.lr, "background_dice": args.background_dice, "labeled": name, "labeled_volumes": len(cases), "train_s": round(time.perf_counter() - start, 1),
                    "best_iteration": result.best_iteration, "val_dice": round(result.best_val_dice, 3), **summary}

@@ -1,6 +1,6 @@
-"""The supervised training loop of SS(.), with validation on whole volumes and best-checkpoint keeping.
-
-Semi-supervised methods (issue: Stage I) add an unlabeled term to the same loop.
+"""The training loop of SS(.) shared by every method: batches, optimizer and schedule, validation on whole
+volumes, best-checkpoint keeping. What differs between methods (their losses, teachers, partner networks)
+lives in aslseg/ssl/methods/.
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from monai.losses import DiceCELoss
 from tqdm import tqdm
 
 from aslseg.metrics import case_metrics
 from aslseg.ssl.augment import augment_batch, build_augmentation
-from aslseg.ssl.network import build_network, predict_probabilities
+from aslseg.ssl.methods import METHODS, Batch
+from aslseg.ssl.network import predict_probabilities
 from aslseg.ssl.sampling import ForegroundBatchSampler
 from aslseg.ssl.slices import SliceSet
 
@@ -37,6 +37,15 @@ class TrainSettings:
     # does, and per-slice Dice on slices without tumor is undefined noise.
     dice_include_background: bool = False
     batch_dice: bool = True
+    # Semi-supervised settings (unused by `supervised`).
+    consistency: float = 0.1  # weight of the unlabeled loss after ramp-up (MT, UA-MT, CPS)
+    rampup: float = 0.4  # share of training over which that weight ramps up
+    ema_decay: float = 0.99
+    teacher_noise: float = 0.1  # sd of the teacher's input noise (MT, UA-MT)
+    uamt_passes: int = 8  # stochastic teacher passes for the uncertainty
+    bcp_pretrain: float = 0.2  # share of training spent on labeled copy-paste pre-training
+    bcp_box: float = 2 / 3  # side of the pasted box as a share of the slice side
+    bcp_unlabeled_weight: float = 0.5  # loss weight of pseudo-labeled pixels
 
 
 @dataclass(frozen=True)
@@ -65,46 +74,57 @@ def validate(model: torch.nn.Module, cases: list[ValCase]) -> float:
     return float(np.mean(scores)) if scores else float("nan")
 
 
-def train_supervised(
+def train(
+    method: str,
     labeled: SliceSet,
+    unlabeled: SliceSet | None,
     val_cases: list[ValCase],
     settings: TrainSettings,
     seed: int,
     progress: bool = True,
     device: str = "cpu",
 ) -> TrainResult:
+    """Train SS(.) with `method` on labeled slices (and unlabeled ones, for SSL methods)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = build_network(settings.features).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    trainer = METHODS[method](settings, device)
+    if trainer.uses_unlabeled and (unlabeled is None or len(unlabeled) == 0):
+        raise ValueError(f"method {method!r} needs unlabeled slices, and there are none")
+    optimizer = torch.optim.AdamW(trainer.trainable(), lr=settings.lr, weight_decay=settings.weight_decay)
     schedule = torch.optim.lr_scheduler.PolynomialLR(optimizer, total_iters=settings.iterations, power=0.9)
-    loss_fn = DiceCELoss(
-        to_onehot_y=True,
-        softmax=True,
-        include_background=settings.dice_include_background,
-        batch=settings.batch_dice,
-    )
     sampler = ForegroundBatchSampler(labeled.has_tumor(), settings.batch_size, settings.foreground_fraction, rng)
     augmentation = build_augmentation(settings.rotate_deg, settings.scale, settings.intensity, settings.flip, seed)
 
-    best = TrainResult({k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, 0, -1.0)
+    def to_batch(images, labels) -> Batch:
+        image, label = augment_batch(images, labels, augmentation)
+        return Batch(image.to(device), label.to(device))
+
+    best = TrainResult(_cpu_copy(trainer.model()), 0, -1.0)
     start = time.perf_counter()
-    bar = tqdm(range(1, settings.iterations + 1), disable=not progress, desc="ssl_train", mininterval=5)
+    bar = tqdm(range(1, settings.iterations + 1), disable=not progress, desc=f"ssl_train {method}", mininterval=5)
     for iteration in bar:
         index = sampler()
-        images, labels = augment_batch(labeled.image[index], labeled.tumor[index], augmentation)
-        images, labels = images.to(device), labels.to(device)
-        loss = loss_fn(model(images), labels)
+        labeled_batch = to_batch(labeled.image[index], labeled.tumor[index])
+        unlabeled_batch = None
+        if trainer.uses_unlabeled:
+            pick = rng.choice(len(unlabeled), settings.batch_size)
+            unlabeled_batch = Batch(to_batch(unlabeled.image[pick], np.zeros_like(unlabeled.image[pick])).image)
+        loss, parts = trainer.loss(labeled_batch, unlabeled_batch, (iteration - 1) / settings.iterations)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         schedule.step()
+        trainer.after_step(iteration)
         if iteration % settings.val_every == 0 or iteration == settings.iterations:
-            dice = validate(model, val_cases)
-            best.history.append({"iteration": iteration, "loss": loss.item(), "val_dice": dice})
+            dice = validate(trainer.model(), val_cases)
+            best.history.append({"iteration": iteration, "loss": loss.item(), **parts, "val_dice": dice})
             bar.set_postfix(loss=f"{loss.item():.3f}", val_dice=f"{dice:.3f}")
             if dice > best.best_val_dice:
-                best.state_dict = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+                best.state_dict = _cpu_copy(trainer.model())
                 best.best_iteration, best.best_val_dice = iteration, dice
     best.seconds = time.perf_counter() - start
     return best
+
+
+def _cpu_copy(model: torch.nn.Module) -> dict:
+    return {key: value.detach().cpu().clone() for key, value in model.state_dict().items()}

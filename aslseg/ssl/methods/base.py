@@ -1,0 +1,53 @@
+"""What every SS(.) training method provides to the shared loop in aslseg/ssl/train.py."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from monai.losses import DiceCELoss
+
+from aslseg.ssl.network import build_network
+from aslseg.ssl.schedules import sigmoid_rampup
+
+
+@dataclass
+class Batch:
+    image: torch.Tensor  # (B, 1, H, W) float
+    label: torch.Tensor | None = None  # (B, 1, H, W) long in {0, 1}; None for unlabeled slices
+
+
+class Method:
+    """One SSL paradigm: the networks it trains, its loss for a labeled (+ unlabeled) batch, and the model
+    that predicts. Subclasses set `uses_unlabeled` when the loop must also draw unlabeled batches."""
+
+    uses_unlabeled = False
+
+    def __init__(self, settings, device: str):
+        self.settings = settings
+        self.device = device
+        self.student = build_network(settings.features).to(device)
+        self.supervised_loss = DiceCELoss(
+            to_onehot_y=True,
+            softmax=True,
+            include_background=settings.dice_include_background,
+            batch=settings.batch_dice,
+        )
+
+    def trainable(self) -> list[torch.nn.Parameter]:
+        return list(self.student.parameters())
+
+    def loss(self, labeled: Batch, unlabeled: Batch | None, progress: float) -> tuple[torch.Tensor, dict]:
+        """Loss to minimise at `progress` (iterations done / total) and named parts for the log."""
+        raise NotImplementedError
+
+    def after_step(self, step: int) -> None:
+        """Called after each optimizer step (EMA teachers update here)."""
+
+    def model(self) -> torch.nn.Module:
+        """The network whose weights are saved and used for prediction."""
+        return self.student
+
+    def consistency_weight(self, progress: float) -> float:
+        """The unsupervised loss weight, ramped up over the first `rampup` share of training."""
+        return self.settings.consistency * sigmoid_rampup(progress, self.settings.rampup)

@@ -1,0 +1,87 @@
+"""Bidirectional Copy-Paste (Bai et al., CVPR 2023), 2D.
+
+Pre-training: labeled pairs mixed by copy-paste. Self-training: an EMA teacher (initialised from the
+pre-trained network) labels the unlabeled slices; a box of 2/3 H x 2/3 W at a random place swaps content
+between a labeled and an unlabeled slice in both directions, and the loss weighs the pseudo-labeled region by
+`bcp_unlabeled_weight`. Unlike the reference, every tumor component of a pseudo-label is kept (liver tumors
+are multifocal; keeping only the largest would teach the network to miss lesions).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from monai.losses import DiceLoss
+
+from aslseg.ssl.methods.base import Batch, Method
+from aslseg.ssl.schedules import ema_update
+
+
+def box_mask(shape: tuple[int, ...], fraction: float, generator: torch.Generator, device) -> torch.Tensor:
+    """(1, 1, H, W) mask: 0 inside one random box of fraction*H x fraction*W, 1 outside."""
+    height, width = shape[-2:]
+    box_h, box_w = int(height * fraction), int(width * fraction)
+    top = int(torch.randint(0, height - box_h + 1, (1,), generator=generator))
+    left = int(torch.randint(0, width - box_w + 1, (1,), generator=generator))
+    mask = torch.ones((1, 1, height, width), device=device)
+    mask[..., top : top + box_h, left : left + box_w] = 0
+    return mask
+
+
+class BidirectionalCopyPaste(Method):
+    uses_unlabeled = True
+
+    def __init__(self, settings, device: str):
+        super().__init__(settings, device)
+        self.teacher: torch.nn.Module | None = None
+        self.generator = torch.Generator().manual_seed(int(torch.initial_seed() % 2**31))
+        self.region_dice = DiceLoss(include_background=False, batch=True)
+
+    def region_loss(self, logits: torch.Tensor, target: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+        """Dice + CE over the pixels where `region` is 1 (target: (B, 1, H, W) long)."""
+        ce = (F.cross_entropy(logits, target[:, 0], reduction="none") * region[:, 0]).sum() / (region.sum() + 1e-6)
+        onehot = F.one_hot(target[:, 0], 2).permute(0, 3, 1, 2).float()
+        dice = self.region_dice(torch.softmax(logits, dim=1) * region, onehot * region)
+        return dice + ce
+
+    def mixed_loss(self, logits, target, from_first, weight_first, weight_second):
+        """Loss of a mixed slice whose pixels come from the first source where `from_first` is 1."""
+        first, second = from_first.expand_as(target).float(), (1 - from_first).expand_as(target).float()
+        return weight_first * self.region_loss(logits, target, first) + weight_second * self.region_loss(
+            logits, target, second
+        )
+
+    def loss(self, labeled: Batch, unlabeled: Batch | None, progress: float):
+        image_a, image_b = labeled.image.chunk(2)
+        label_a, label_b = labeled.label.chunk(2)
+        mask = box_mask(labeled.image.shape, self.settings.bcp_box, self.generator, labeled.image.device)
+        if progress < self.settings.bcp_pretrain:
+            # Copy-paste within labeled pairs: the box of b pasted into a.
+            mixed = image_a * mask + image_b * (1 - mask)
+            target = (label_a * mask + label_b * (1 - mask)).long()
+            loss = self.supervised_loss(self.student(mixed), target)
+            return loss, {"pretrain": loss.item()}
+        if self.teacher is None:  # the self-training phase starts from the pre-trained network
+            self.teacher = copy.deepcopy(self.student)
+            for parameter in self.teacher.parameters():
+                parameter.requires_grad_(False)
+        unlabeled_a, unlabeled_b = unlabeled.image.chunk(2)
+        with torch.no_grad():
+            pseudo_a = self.teacher(unlabeled_a).argmax(dim=1, keepdim=True)
+            pseudo_b = self.teacher(unlabeled_b).argmax(dim=1, keepdim=True)
+        # Direction 1: unlabeled outside the box, labeled inside; direction 2 the other way round.
+        mixed_1 = unlabeled_a * mask + image_a * (1 - mask)
+        target_1 = (pseudo_a * mask + label_a * (1 - mask)).long()
+        mixed_2 = image_b * mask + unlabeled_b * (1 - mask)
+        target_2 = (label_b * mask + pseudo_b * (1 - mask)).long()
+        weight = self.settings.bcp_unlabeled_weight
+        loss_1 = self.mixed_loss(self.student(mixed_1), target_1, mask, weight, 1.0)
+        loss_2 = self.mixed_loss(self.student(mixed_2), target_2, mask, 1.0, weight)
+        loss = loss_1 + loss_2
+        return loss, {"self_training": loss.item()}
+
+    def after_step(self, step: int) -> None:
+        if self.teacher is not None:
+            ema_update(self.teacher, self.student, self.settings.ema_decay, step)
