@@ -19,14 +19,19 @@ validate_config(config, "config")  # snakemake.utils.validate + one-line errors 
 wildcard_constraints:
     case=r"\d+",
     seed=r"\d+",
+    labeled=r"\d+(\.\d+)?",
+    shard=r"\d+",
+    run=r"[a-z_]+-[0-9a-f]{10}",
 
 
 include: "rules/common.smk"
 include: "rules/data.smk"
+include: "rules/ssl.smk"
 
 
 rule all:
     input:
         data_summary=f"{RESULTS}/data/summary.csv",
-        splits=expand(f"{RESULTS}/data/splits/seed-{{seed}}.json", seed=config["seeds"]),
+        summary=f"{RESULTS}/summary.csv",
+        splits=[split_path(config["data"]["split"]["labeled"], seed) for seed in config["seeds"]],
     default_target: True

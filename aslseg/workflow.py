@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import sys
 import traceback
 from contextlib import contextmanager
 from typing import Iterator
+
+from aslseg.gpus import claim_gpus
 
 
 @contextmanager
@@ -22,6 +26,15 @@ def job_logging(snakemake) -> Iterator[logging.Logger]:
     logger.handlers[0].setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logger.setLevel(logging.INFO)
     logger.propagate = False
+    if os.environ.get("SLURM_JOB_ID"):  # which scheduler job ran this (sacct / seff / the SLURM log by id)
+        logger.info("SLURM job %s on %s", os.environ["SLURM_JOB_ID"], socket.gethostname())
+    requested = int(getattr(snakemake.resources, "gpu", 0) or 0)
+    if requested > 0 and "CUDA_VISIBLE_DEVICES" not in os.environ:
+        claimed = claim_gpus(requested)
+        if claimed:
+            logger.info("GPUs %s of this machine (CUDA_VISIBLE_DEVICES)", os.environ["CUDA_VISIBLE_DEVICES"])
+        elif claimed is not None:
+            logger.warning("all GPUs are held by other aslseg jobs; pass --resources gpu=N (N = GPUs here)")
     try:
         yield logger
     except Exception as error:

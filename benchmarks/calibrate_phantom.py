@@ -9,6 +9,7 @@ Run after the data stage (`make run` or `snakemake --cores 2`):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from aslseg.config import default_config
 from aslseg.metrics import case_metrics, summarize
 from aslseg.ssl.network import build_network, predict_probabilities
 from aslseg.ssl.slices import load_slices
@@ -52,9 +54,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     prepared = Path(args.results) / "data" / "prepared"
-    settings = TrainSettings(
-        iterations=args.iterations, batch_size=args.batch, lr=args.lr, weight_decay=1e-4,
-        foreground_fraction=args.foreground, features=(16, 32, 64, 128, 256, 16),
+    settings = dataclasses.replace(
+        TrainSettings.from_config(default_config()["ssl"]),
+        iterations=args.iterations, batch_size=args.batch, lr=args.lr, foreground_fraction=args.foreground,
         val_every=max(1, args.iterations // 6), dice_include_background=args.background_dice,
     )
     runs = []

@@ -1,20 +1,84 @@
 # Helpers shared by all rule files -- where things live, which cases exist, the code a job depends on.
+import json
 from pathlib import Path
 
 from aslseg.data.lits import discover_cases
+from aslseg.experiments import experiment_config, settings_key
 
 RESULTS = config["results_dir"]
 LOGS = f"{RESULTS}/logs"
 BENCHMARKS = f"{RESULTS}/benchmarks"
 DATA = config["data"]
+RESOURCES = config["resources"]
 
 ENV = "../envs/aslseg.yaml"  # relative to the rule files
 
 
+def split_path(labeled, seed):
+    """The split for a labeled fraction (a number, or the "{labeled}" wildcard) and a run seed."""
+    labeled = labeled if isinstance(labeled, str) else f"{labeled:g}"
+    return f"{RESULTS}/data/splits/labeled-{labeled}/seed-{seed}.json"
+
+
+def prepared_image(case):
+    return f"{RESULTS}/data/prepared/images/case-{case}.npz"
+
+
+def prepared_label(case):
+    return f"{RESULTS}/data/prepared/labels/case-{case}.npz"
+
+
 def package_code(*modules):
-    """Package modules a job runs, as inputs: editing them must rerun the job (a script: directive only
-    tracks the script itself)."""
-    return [f"{workflow.basedir}/aslseg/{module}" for module in modules]
+    """Package modules (files, or folders meaning every module in them) a job runs, as inputs: editing them
+    must rerun the job (a script: directive only tracks the script itself)."""
+    paths = []
+    for module in modules:
+        path = Path(workflow.basedir) / "aslseg" / module
+        paths.extend(sorted(str(p) for p in path.rglob("*.py")) if path.is_dir() else [str(path)])
+    return paths
+
+
+# ---- experiments and Stage I runs -------------------------------------------------------------------------
+# Each target experiment's effective config is validated here, before any job runs. An SSL run is named by
+# its method and a hash of what the model depends on (ssl settings, labeled fraction): experiments that would
+# train the same model share it.
+EXPERIMENTS = {name: experiment_config(config, name) for name in config["targets"]}
+
+
+def ssl_run(experiment):
+    settings = EXPERIMENTS[experiment]
+    labeled = settings["data"]["split"]["labeled"]
+    return f"{settings['ssl']['method']}-{settings_key(settings['ssl'], labeled)}"
+
+
+SSL_RUNS = {
+    ssl_run(name): {"ssl": settings["ssl"], "labeled": settings["data"]["split"]["labeled"]}
+    for name, settings in EXPERIMENTS.items()
+}
+
+
+def run_split_file(wildcards):
+    """The split a run trains on; a checkpoint, since which volumes' labels a job reads depends on it."""
+    labeled = f"{SSL_RUNS[wildcards.run]['labeled']:g}"
+    return checkpoints.split.get(labeled=labeled, seed=wildcards.seed).output[0]
+
+
+def run_split(wildcards):
+    return json.loads(Path(run_split_file(wildcards)).read_text())
+
+
+def ssl_run_inputs(wildcards):
+    """Images of the training and val volumes; tumor labels of the labeled and val volumes only."""
+    split = run_split(wildcards)
+    return {
+        "split": run_split_file(wildcards),
+        "images": [prepared_image(c) for c in sorted(split["labeled"] + split["unlabeled"] + split["val"])],
+        "labels": [prepared_label(c) for c in sorted(split["labeled"] + split["val"])],
+    }
+
+
+def experiment_summary(experiment, seed):
+    return f"{RESULTS}/ssl/{ssl_run(experiment)}/seed-{seed}/test_summary.json"
 
 
 if DATA["source"] == "phantom":
@@ -37,3 +101,42 @@ else:
         files = LITS_CASES[int(wildcards.case)]
         # ancient(): raw data is read in place; a touched timestamp alone must not redo everything.
         return {"volume": ancient(str(files.volume)), "segmentation": ancient(str(files.segmentation))}
+
+
+# ---- resources --------------------------------------------------------------------------------------------
+# Rules ask for portable resources only (mem_mb, runtime, gpu); a SLURM profile turns them into sbatch options
+# and adds the site's partition / account / GPU model. Memory grows with each retry (profile: retries), so a
+# job killed for memory asks for more the next time.
+
+
+def gpu_resources():
+    """{"gpu": N} when the config asks for GPUs (resources.gpu: N > 0), {} on the CPU default -- unpack it into
+    the resources of a rule that a GPU speeds up, so a CPU config requests no GPU anywhere."""
+    return {"gpu": RESOURCES["gpu"]} if RESOURCES["gpu"] > 0 else {}
+
+
+def job_resources(kind, gpu=False):
+    """mem_mb and runtime of a job of `kind` (data, train, infer: the sections of config `resources`), plus the
+    GPU request when `gpu` is true. Use as `resources: **job_resources("train", gpu=True)`."""
+    section = RESOURCES[kind]
+    factor = RESOURCES["retry_memory_factor"]
+
+    def mem_mb(wildcards, attempt):
+        return int(section["mem_mb"] * factor ** (attempt - 1))
+
+    return {"mem_mb": mem_mb, "runtime": section["runtime"], **(gpu_resources() if gpu else {})}
+
+
+def job_threads(kind):
+    """CPU threads of a train or infer job (resources.<kind>.threads)."""
+    return RESOURCES[kind]["threads"]
+
+
+# Inference runs over the cases in resources.infer.shards jobs (shard k takes every k-th case), so many jobs
+# of one step can run at once on a cluster.
+SHARDS = list(range(RESOURCES["infer"]["shards"]))
+
+
+def shard_cases(shard, case_ids):
+    """The cases of inference shard `shard` (an int or wildcard string) among `case_ids`."""
+    return [case for index, case in enumerate(sorted(case_ids)) if index % len(SHARDS) == int(shard)]

@@ -16,8 +16,7 @@ rule phantom:
         f"{BENCHMARKS}/phantom/case-{{case}}.tsv"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **job_resources("data"),
     conda:
         ENV
     script:
@@ -46,25 +45,27 @@ rule prepare:
         f"{BENCHMARKS}/prepare/case-{{case}}.tsv"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=10,
+        **job_resources("data"),
     conda:
         ENV
     script:
         "../workflow_scripts/prepare.py"
 
 
-rule split:
-    """Test / val / labeled / unlabeled volumes for one run seed (test and val are the same for every seed)."""
+checkpoint split:
+    """Test / val / labeled / unlabeled volumes for one labeled fraction and run seed (test and val are the
+    same for every seed and fraction, so experiments with different fractions share them). A checkpoint:
+    which volumes' labels a training job may read is only known once it exists."""
     input:
         stats=expand(f"{RESULTS}/data/prepared/stats/case-{{case}}.json", case=CASE_IDS),
         code=package_code("data/split.py"),
     output:
-        f"{RESULTS}/data/splits/seed-{{seed}}.json",
+        split_path("{labeled}", "{seed}"),
     params:
-        split=DATA["split"],
+        # The labeled fraction comes from the path; leaving it out here keeps other fractions' splits valid.
+        split={key: value for key, value in DATA["split"].items() if key != "labeled"},
     log:
-        f"{LOGS}/split/seed-{{seed}}.log",
+        f"{LOGS}/split/labeled-{{labeled}}_seed-{{seed}}.log",
     localrule: True
     conda:
         ENV

@@ -1,5 +1,7 @@
 """Stage I: foreground-aware sampling, augmentation, every SSL method's loop, prediction, checkpoints."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -8,9 +10,17 @@ from aslseg.ssl.augment import augment_batch, build_augmentation
 from aslseg.ssl.network import build_network, predict_probabilities
 from aslseg.ssl.sampling import ForegroundBatchSampler
 from aslseg.ssl.slices import SliceSet, load_slices
+from aslseg.config import default_config
 from aslseg.ssl.train import TrainSettings, ValCase, train
 
 TINY = (4, 4, 8, 8, 16, 4)
+
+
+def settings(**changes) -> TrainSettings:
+    """The default ssl settings with a tiny network and no augmentation, changed as given."""
+    base = TrainSettings.from_config(default_config()["ssl"])
+    defaults = dict(batch_size=4, lr=3e-3, weight_decay=0.0, features=TINY, rotate_deg=0, scale=0, intensity=0)
+    return dataclasses.replace(base, **{**defaults, **changes})
 
 
 def bright_square_slices(n=24, size=32, seed=0) -> SliceSet:
@@ -48,11 +58,8 @@ def test_supervised_training_learns_and_checkpoint_reloads(tmp_path):
     train_slices = bright_square_slices(seed=0)
     val_slices = bright_square_slices(n=8, seed=1)
     val = [ValCase(val_slices.image, val_slices.tumor, (5.0, 1.0, 1.0))]
-    settings = TrainSettings(
-        iterations=120, batch_size=4, lr=3e-3, weight_decay=0.0, foreground_fraction=0.5, features=TINY,
-        val_every=40, rotate_deg=0, scale=0, intensity=0,
-    )
-    result = train("supervised", train_slices, None, val, settings, seed=0, progress=False)
+    result = train("supervised", train_slices, None, val, settings(iterations=120, val_every=40), seed=0,
+                   progress=False)
     assert result.history[-1]["loss"] < result.history[0]["loss"]
     assert result.best_val_dice > 0.5
     path = tmp_path / "model.pt"
@@ -81,12 +88,9 @@ def test_every_method_learns_and_its_checkpoint_reloads(method, tmp_path):
     unlabeled = bright_square_slices(n=16, seed=2)
     unlabeled = SliceSet(unlabeled.image, unlabeled.case_id, unlabeled.position, None)
     val_slices = bright_square_slices(n=8, seed=1)
-    settings = TrainSettings(
-        iterations=80, batch_size=4, lr=3e-3, weight_decay=0.0, foreground_fraction=0.5, features=TINY,
-        val_every=10, rotate_deg=0, scale=0, intensity=0, uamt_passes=2, rampup=0.2,
-    )
     val = [ValCase(val_slices.image, val_slices.tumor, (5.0, 1.0, 1.0))]
-    result = train(method, labeled, unlabeled, val, settings, seed=0, progress=False)
+    tiny_run = settings(iterations=80, val_every=10, uamt_passes=2, rampup=0.2)
+    result = train(method, labeled, unlabeled, val, tiny_run, seed=0, progress=False)
     losses = [entry["loss"] for entry in result.history]
     if method == "bcp":  # pre-training and self-training losses are not comparable: compare within each
         losses = [entry["self_training"] for entry in result.history if "self_training" in entry]
@@ -98,7 +102,5 @@ def test_every_method_learns_and_its_checkpoint_reloads(method, tmp_path):
 
 
 def test_ssl_methods_refuse_to_run_without_unlabeled_slices():
-    settings = TrainSettings(iterations=1, batch_size=2, lr=1e-3, weight_decay=0.0, foreground_fraction=0.5,
-                             features=TINY, val_every=1)
     with pytest.raises(ValueError, match="needs unlabeled slices"):
-        train("mean_teacher", bright_square_slices(n=4), None, [], settings, seed=0, progress=False)
+        train("mean_teacher", bright_square_slices(n=4), None, [], settings(iterations=1), seed=0, progress=False)

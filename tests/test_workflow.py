@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from tests.conftest import REPO, tiny_case, write_case
@@ -17,6 +18,11 @@ from tests.conftest import REPO, tiny_case, write_case
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 pytestmark = pytest.mark.workflow
 
+# Stage I settings that make every training take seconds (a tiny network, a few steps).
+TINY_SSL = {
+    "targets": ["supervised", "bcp"],
+    "ssl": {"iterations": 4, "batch_size": 2, "features": [4, 4, 8, 8, 16, 4], "val_every": 2, "uamt_passes": 1},
+}
 TINY_PHANTOM = {
     "seeds": [0, 1],
     "data": {
@@ -24,7 +30,20 @@ TINY_PHANTOM = {
         "split": {"labeled_min_tumor_ml": 0.05},
         "phantom": {"n_volumes": 10, "matrix": 64, "slice_thickness_mm": [8.0, 10.0]},
     },
+    **TINY_SSL,
 }
+
+
+def tiny(**changes) -> dict:
+    """A copy of TINY_PHANTOM with changes given as dotted keys, e.g. tiny(**{"ssl.lr": 0.01})."""
+    config = json.loads(json.dumps(TINY_PHANTOM))
+    for dotted, value in changes.items():
+        *parents, key = dotted.split(".")
+        node = config
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[key] = value
+    return config
 
 
 def snakemake(workdir: Path, config: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -56,7 +75,7 @@ def test_phantom_data_stage_builds_every_artifact(phantom_run):
         assert (results / f"data/prepared/labels/case-{case}.npz").is_file()
     summary = pd.read_csv(results / "data/summary.csv")
     assert sorted(summary["case_id"]) == list(range(10))
-    splits = [json.loads((results / f"data/splits/seed-{s}.json").read_text()) for s in (0, 1)]
+    splits = [json.loads((results / f"data/splits/labeled-0.1/seed-{s}.json").read_text()) for s in (0, 1)]
     assert splits[0]["test"] == splits[1]["test"]
     for split in splits:
         members = split["test"] + split["val"] + split["labeled"] + split["unlabeled"]
@@ -81,17 +100,67 @@ def planned_jobs(workdir: Path, config: dict) -> dict[str, int]:
     return {rule: int(count) for rule, count in rows}
 
 
-def test_changing_a_split_setting_reruns_only_the_split(phantom_run):
-    config = json.loads(json.dumps(TINY_PHANTOM))
-    config["data"]["split"]["labeled"] = 0.5
-    assert planned_jobs(phantom_run, config) == {"split": 2, "all": 1}
+def test_changing_a_split_setting_replans_splits_and_stage1_but_not_the_data(phantom_run):
+    planned = planned_jobs(phantom_run, tiny(**{"data.split.test_tumor_free": 0.5}))
+    assert planned["split"] == 2 and not {"phantom", "prepare"} & set(planned)
 
 
 def test_changing_the_slice_size_reprepares_but_keeps_the_phantom(phantom_run):
-    config = json.loads(json.dumps(TINY_PHANTOM))
-    config["data"]["size"] = 48
-    planned = planned_jobs(phantom_run, config)
+    planned = planned_jobs(phantom_run, tiny(**{"data.size": 48}))
     assert planned["prepare"] == 10 and "phantom" not in planned
+
+
+def test_stage1_trains_evaluates_and_summarizes_every_target(phantom_run):
+    results = phantom_run / "results"
+    summary = pd.read_csv(results / "summary.csv")
+    assert sorted(zip(summary["experiment"], summary["seed"])) == [("bcp", 0), ("bcp", 1), ("supervised", 0), ("supervised", 1)]
+    assert (summary["round"] == 0).all() and (summary["n_cases"] >= 1).all()
+    assert summary[["dice", "jaccard", "hd95_mm", "asd_mm"]].notna().all().all()
+    for run in summary["run"]:
+        checkpoint = torch.load(results / f"ssl/{run}/seed-0/model.pt", weights_only=True)
+        assert checkpoint["ssl"]["iterations"] == 4 and checkpoint["state_dict"]
+        cases = pd.read_csv(results / f"ssl/{run}/seed-0/test_cases.csv")
+        split = json.loads((results / "data/splits/labeled-0.1/seed-0.json").read_text())
+        assert sorted(cases["case_id"]) == split["test"]
+
+
+def test_pseudo_label_1_covers_the_unlabeled_volumes(phantom_run):
+    run = pd.read_csv(phantom_run / "results/summary.csv")["run"].iloc[0]
+    target = phantom_run / f"results/ssl/{run}/seed-0/pl1/shard-0.npz"
+    snakemake(phantom_run, TINY_PHANTOM, str(target))
+    split = json.loads((phantom_run / "results/data/splits/labeled-0.1/seed-0.json").read_text())
+    with np.load(target) as pl1:
+        cases = sorted(int(key.split("_")[1]) for key in pl1.files if key.startswith("mask_"))
+        assert set(cases) <= set(split["unlabeled"]) and cases
+        for case in cases:
+            assert pl1[f"mask_{case}"].shape == pl1[f"probability_{case}"].shape
+            assert set(np.unique(pl1[f"mask_{case}"])) <= {0, 1}
+
+
+def test_an_ssl_setting_retrains_stage1_only(phantom_run):
+    assert planned_jobs(phantom_run, tiny(**{"ssl.lr": 0.01})) == {"ssl_train": 4, "evaluate": 4, "summary": 1, "all": 1}
+
+
+def test_experiments_with_identical_settings_share_their_model(phantom_run):
+    experiments = {name: {"ssl": {"method": method}} for name, method in
+                   [("supervised", "supervised"), ("bcp", "bcp"), ("bcp_again", "bcp")]}
+    config = tiny(targets=["supervised", "bcp", "bcp_again"], experiments=experiments)
+    assert planned_jobs(phantom_run, config) == {"summary": 1, "all": 1}
+
+
+def test_hidden_tumor_labels_reach_evaluation_only(phantom_run):
+    """Rewriting the tumor labels of unlabeled and test volumes replans evaluation, never training."""
+    results = phantom_run / "results"
+    splits = [json.loads((results / f"data/splits/labeled-0.1/seed-{s}.json").read_text()) for s in (0, 1)]
+    hidden = set.intersection(*[set(s["unlabeled"] + s["test"]) for s in splits])
+    for case in hidden:
+        path = results / f"data/prepared/labels/case-{case}.npz"
+        with np.load(path) as label:
+            tumor = label["tumor"]
+        np.savez_compressed(path, tumor=np.zeros_like(tumor))
+    planned = planned_jobs(phantom_run, TINY_PHANTOM)
+    assert "ssl_train" not in planned and "ssl_predict" not in planned
+    assert planned.get("evaluate", 0) >= 1
 
 
 def test_lint_is_clean(phantom_run):

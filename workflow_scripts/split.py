@@ -1,4 +1,4 @@
-"""Rule split: volume-level test / val / labeled / unlabeled sets for one run seed."""
+"""Rule split: volume-level test / val / labeled / unlabeled sets for one labeled fraction and run seed."""
 
 import json
 
@@ -11,7 +11,7 @@ with job_logging(snakemake) as log:
     for path in snakemake.input.stats:
         stats = json.loads(open(path).read())
         volumes.append(VolumeStats(stats["case_id"], stats["tumor_ml"]))
-    cfg = snakemake.params.split
+    cfg = {**snakemake.params.split, "labeled": float(snakemake.wildcards.labeled)}
     split = split_volumes(
         volumes,
         test=cfg["test"],

@@ -23,3 +23,8 @@ def predict_probabilities(model: torch.nn.Module, images: np.ndarray, batch_size
         out.append(torch.softmax(model(batch), dim=1)[:, 1].cpu().numpy())
     model.train(was_training)
     return np.concatenate(out) if out else np.zeros((0,) + images.shape[1:], dtype=np.float32)
+
+
+def default_device() -> str:
+    """The GPU when the job was given one (a GPU config requests it), else the CPU."""
+    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-CASE_FILE = re.compile(r"case-(\d+)\.npz$")
-
-
-def case_id_of(path: str | Path) -> int:
-    match = CASE_FILE.search(str(path))
-    if not match:
-        raise ValueError(f"{path}: not a prepared case file (case-N.npz)")
-    return int(match.group(1))
+from aslseg.prepared import case_id_of
 
 
 @dataclass(frozen=True)

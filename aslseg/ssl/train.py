@@ -5,6 +5,7 @@ lives in aslseg/ssl/methods/.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -22,30 +23,42 @@ from aslseg.ssl.slices import SliceSet
 
 @dataclass(frozen=True)
 class TrainSettings:
+    """The training settings of SS(.): the keys of config `ssl` (documented in the config schema, which also
+    holds their defaults) other than `method` and `threshold`."""
+
     iterations: int
     batch_size: int
     lr: float
     weight_decay: float
-    foreground_fraction: float
     features: tuple[int, ...]
+    foreground_fraction: float
     val_every: int
-    rotate_deg: float = 15.0
-    scale: float = 0.1
-    intensity: float = 0.1
-    flip: bool = False
+    rotate_deg: float
+    scale: float
+    intensity: float
+    flip: bool
+    consistency: float  # weight of the unlabeled loss after ramp-up (MT, UA-MT, CPS)
+    rampup: float  # share of training over which that weight ramps up
+    ema_decay: float
+    teacher_noise: float  # sd of the teacher's input noise (MT, UA-MT)
+    uamt_passes: int  # stochastic teacher passes for the uncertainty
+    bcp_pretrain: float  # share of training spent on labeled copy-paste pre-training
+    bcp_box: float  # side of the pasted box as a share of the slice side
+    bcp_unlabeled_weight: float  # loss weight of pseudo-labeled pixels
     # Dice over the tumor channel only, pooled over the batch: background Dice is ~1 whatever the network
-    # does, and per-slice Dice on slices without tumor is undefined noise.
+    # does, and per-slice Dice on slices without tumor is undefined noise. Fixed, not configurable.
     dice_include_background: bool = False
     batch_dice: bool = True
-    # Semi-supervised settings (unused by `supervised`).
-    consistency: float = 0.1  # weight of the unlabeled loss after ramp-up (MT, UA-MT, CPS)
-    rampup: float = 0.4  # share of training over which that weight ramps up
-    ema_decay: float = 0.99
-    teacher_noise: float = 0.1  # sd of the teacher's input noise (MT, UA-MT)
-    uamt_passes: int = 8  # stochastic teacher passes for the uncertainty
-    bcp_pretrain: float = 0.2  # share of training spent on labeled copy-paste pre-training
-    bcp_box: float = 2 / 3  # side of the pasted box as a share of the slice side
-    bcp_unlabeled_weight: float = 0.5  # loss weight of pseudo-labeled pixels
+
+    @classmethod
+    def from_config(cls, ssl: dict) -> "TrainSettings":
+        """From config["ssl"]: every field of this class is a key there (plus method and threshold, which
+        are not training settings)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(ssl) - names - {"method", "threshold"}
+        if unknown:
+            raise KeyError(f"ssl settings unknown to the training loop: {sorted(unknown)}")
+        return cls(**{key: tuple(value) if key == "features" else value for key, value in ssl.items() if key in names})
 
 
 @dataclass(frozen=True)

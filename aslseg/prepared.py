@@ -1,0 +1,39 @@
+"""Reading prepared cases by id: where their files live and what they hold."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+CASE_FILE = re.compile(r"case-(\d+)\.npz$")
+
+
+def case_id_of(path: str | Path) -> int:
+    """The case id in a prepared file's name (case-N.npz)."""
+    match = CASE_FILE.search(str(path))
+    if not match:
+        raise ValueError(f"{path}: not a prepared case file (case-N.npz)")
+    return int(match.group(1))
+
+
+class PreparedFiles:
+    """Maps case ids to the prepared image and label files a job was given as inputs."""
+
+    def __init__(self, image_paths: list[str], label_paths: list[str] = ()):
+        self.images = {case_id_of(p): Path(p) for p in image_paths}
+        self.labels = {case_id_of(p): Path(p) for p in label_paths}
+
+    def image(self, case_id: int) -> Path:
+        return self.images[case_id]
+
+    def label(self, case_id: int) -> Path:
+        if case_id not in self.labels:
+            raise KeyError(f"case {case_id}: its tumor label is not an input of this job")
+        return self.labels[case_id]
+
+    def volume(self, case_id: int) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
+        """(image float32 (S, H, W), tumor uint8, spacing mm) of a case whose label this job may read."""
+        with np.load(self.image(case_id)) as image, np.load(self.label(case_id)) as label:
+            return image["image"].astype(np.float32), label["tumor"], tuple(float(s) for s in image["spacing"])

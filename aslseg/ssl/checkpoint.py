@@ -1,0 +1,24 @@
+"""SS(.) checkpoints: weights plus the settings they were trained with, loadable with weights_only=True."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from aslseg.io import atomic_path
+from aslseg.ssl.network import build_network
+
+
+def save_checkpoint(path: str | Path, state_dict: dict, ssl_config: dict, **info) -> None:
+    """Tensors and plain values only, so that torch.load(weights_only=True) can read it back."""
+    with atomic_path(path) as tmp:
+        torch.save({"state_dict": state_dict, "ssl": ssl_config, **info}, tmp)
+
+
+def load_model(path: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, dict]:
+    checkpoint = torch.load(path, map_location=device, weights_only=True)
+    model = build_network(checkpoint["ssl"]["features"]).to(device)
+    model.load_state_dict(checkpoint["state_dict"])
+    model.eval()
+    return model, checkpoint

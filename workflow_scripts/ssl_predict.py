@@ -1,0 +1,24 @@
+"""Rule ssl_predict: Pseudo Label 1 (tumor probability and mask) for the unlabeled slices of one shard."""
+
+import numpy as np
+import torch
+
+from aslseg.io import write_npz
+from aslseg.prepared import PreparedFiles
+from aslseg.ssl.checkpoint import load_model
+from aslseg.ssl.network import default_device, predict_probabilities
+from aslseg.workflow import job_logging
+
+with job_logging(snakemake) as log:
+    torch.set_num_threads(snakemake.threads)
+    model, checkpoint = load_model(snakemake.input.model, default_device())
+    threshold = snakemake.params.threshold
+    files = PreparedFiles(snakemake.input.images)
+    arrays = {}
+    for case_id in sorted(files.images):
+        with np.load(files.image(case_id)) as image:
+            probability = predict_probabilities(model, image["image"].astype(np.float32))
+        arrays[f"probability_{case_id}"] = probability.astype(np.float16)
+        arrays[f"mask_{case_id}"] = (probability > threshold).astype(np.uint8)
+        log.info("case %d: %d slices, %d tumor pixels", case_id, len(probability), arrays[f"mask_{case_id}"].sum())
+    write_npz(snakemake.output[0], **arrays)
