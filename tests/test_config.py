@@ -75,3 +75,13 @@ def test_schema_documents_every_key():
     for key, spec in _leaf_properties(schema):
         assert "default" in spec and spec.get("description"), f"{key}: needs a default and a description"
         assert set(spec) <= keywords, f"{key}: unexpected schema keywords {set(spec) - keywords}"
+
+
+def test_gpu_lits_overlay_is_valid_once_lits_dir_points_somewhere(tmp_path):
+    from aslseg.experiments import deep_merge
+
+    base = yaml.safe_load((REPO / "config.yaml").read_text())
+    overlay = yaml.safe_load((REPO / "configs/lits-gpu.yaml").read_text())
+    overlay["data"]["lits_dir"] = str(tmp_path)
+    config = validate_config(deep_merge(base, overlay), "config.yaml + configs/lits-gpu.yaml")
+    assert config["resources"]["gpu"] == 1 and config["ssl"]["iterations"] == 30000
