@@ -18,6 +18,8 @@ $(INSTALLED): requirements.txt pyproject.toml
 
 run: $(INSTALLED)
 	$(BIN)/snakemake --cores $(CORES)
+	@$(BIN)/python -c 'import pandas as pd; t = pd.read_csv("results/summary.csv"); \
+	print("\nresults/summary.csv (test set):"); print(t.drop(columns=["run"]).to_string(index=False))'
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest
