@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,16 @@ def case_id_of(path: str | Path) -> int:
     if not match:
         raise ValueError(f"{path}: not a prepared case file (case-N.npz)")
     return int(match.group(1))
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A prepared volume with its tumor label (only for volumes whose labels the caller may read)."""
+
+    case_id: int
+    image: np.ndarray  # float32 (S, H, W)
+    tumor: np.ndarray  # uint8 (S, H, W)
+    spacing: tuple[float, float, float]
 
 
 class PreparedFiles:
@@ -33,7 +44,8 @@ class PreparedFiles:
             raise KeyError(f"case {case_id}: its tumor label is not an input of this job")
         return self.labels[case_id]
 
-    def volume(self, case_id: int) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
-        """(image float32 (S, H, W), tumor uint8, spacing mm) of a case whose label this job may read."""
+    def volume(self, case_id: int) -> Volume:
+        """A case whose label this job may read, with its spacing in mm."""
         with np.load(self.image(case_id)) as image, np.load(self.label(case_id)) as label:
-            return image["image"].astype(np.float32), label["tumor"], tuple(float(s) for s in image["spacing"])
+            spacing = tuple(float(s) for s in image["spacing"])
+            return Volume(case_id, image["image"].astype(np.float32), label["tumor"], spacing)

@@ -14,28 +14,21 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from aslseg.config import default_config
-from aslseg.metrics import case_metrics, summarize
-from aslseg.ssl.network import build_network, predict_probabilities
+from aslseg.metrics import summarize
+from aslseg.prepared import PreparedFiles, Volume
+from aslseg.ssl.evaluation import score_volumes
+from aslseg.ssl.network import build_network
 from aslseg.ssl.slices import load_slices
-from aslseg.ssl.train import TrainSettings, ValCase, train
+from aslseg.ssl.train import TrainSettings, train
 
 
-def load_case(prepared: Path, case_id: int) -> ValCase:
-    with np.load(prepared / "images" / f"case-{case_id}.npz") as image, np.load(
-        prepared / "labels" / f"case-{case_id}.npz"
-    ) as label:
-        return ValCase(image["image"].astype(np.float32), label["tumor"], tuple(image["spacing"]))
-
-
-def evaluate(state_dict: dict, features, cases: list[ValCase]) -> dict:
+def evaluate(state_dict: dict, features, volumes: list[Volume]) -> dict:
     model = build_network(features)
     model.load_state_dict(state_dict)
-    rows = [case_metrics(predict_probabilities(model, c.image) > 0.5, c.tumor, c.spacing) for c in cases]
-    return summarize(rows)
+    return summarize(score_volumes(model, volumes, threshold=0.5))
 
 
 def main() -> None:
@@ -54,6 +47,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     prepared = Path(args.results) / "data" / "prepared"
+    files = PreparedFiles(sorted(map(str, (prepared / "images").glob("case-*.npz"))),
+                          sorted(map(str, (prepared / "labels").glob("case-*.npz"))))
     settings = dataclasses.replace(
         TrainSettings.from_config(default_config()["ssl"]),
         iterations=args.iterations, batch_size=args.batch, lr=args.lr, foreground_fraction=args.foreground,
@@ -63,14 +58,13 @@ def main() -> None:
     for seed in args.seeds:
         split_file = Path(args.results) / "data" / "splits" / "labeled-0.1" / f"seed-{seed}.json"
         split = json.loads(split_file.read_text())
-        val = [load_case(prepared, c) for c in split["val"]]
-        test = [load_case(prepared, c) for c in split["test"]]
+        val = [files.volume(c) for c in split["val"]]
+        test = [files.volume(c) for c in split["test"]]
         labeled_sets = {"10%": split["labeled"], "full": split["labeled"] + split["unlabeled"]}
         for name in args.labeled:
             cases = labeled_sets[name]
             labeled = load_slices(
-                [prepared / "images" / f"case-{c}.npz" for c in cases],
-                [prepared / "labels" / f"case-{c}.npz" for c in cases],
+                [files.image(c) for c in cases], [files.label(c) for c in cases]
             )
             start = time.perf_counter()
             result = train("supervised", labeled, None, val, settings, seed=seed, progress=False, device=args.device)

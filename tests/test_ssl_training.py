@@ -11,7 +11,8 @@ from aslseg.ssl.network import build_network, predict_probabilities
 from aslseg.ssl.sampling import ForegroundBatchSampler
 from aslseg.ssl.slices import SliceSet, load_slices
 from aslseg.config import default_config
-from aslseg.ssl.train import TrainSettings, ValCase, train
+from aslseg.prepared import Volume
+from aslseg.ssl.train import TrainSettings, train
 
 TINY = (4, 4, 8, 8, 16, 4)
 
@@ -57,7 +58,7 @@ def test_supervised_training_learns_and_checkpoint_reloads(tmp_path):
     torch.set_num_threads(1)
     train_slices = bright_square_slices(seed=0)
     val_slices = bright_square_slices(n=8, seed=1)
-    val = [ValCase(val_slices.image, val_slices.tumor, (5.0, 1.0, 1.0))]
+    val = [Volume(0, val_slices.image, val_slices.tumor, (5.0, 1.0, 1.0))]
     result = train("supervised", train_slices, None, val, settings(iterations=120, val_every=40), seed=0,
                    progress=False)
     assert result.history[-1]["loss"] < result.history[0]["loss"]
@@ -88,7 +89,7 @@ def test_every_method_learns_and_its_checkpoint_reloads(method, tmp_path):
     unlabeled = bright_square_slices(n=16, seed=2)
     unlabeled = SliceSet(unlabeled.image, unlabeled.case_id, unlabeled.position, None)
     val_slices = bright_square_slices(n=8, seed=1)
-    val = [ValCase(val_slices.image, val_slices.tumor, (5.0, 1.0, 1.0))]
+    val = [Volume(0, val_slices.image, val_slices.tumor, (5.0, 1.0, 1.0))]
     tiny_run = settings(iterations=80, val_every=10, uamt_passes=2, rampup=0.2)
     result = train(method, labeled, unlabeled, val, tiny_run, seed=0, progress=False)
     losses = [entry["loss"] for entry in result.history]

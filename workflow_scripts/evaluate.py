@@ -1,28 +1,24 @@
 """Rule evaluate (reads test labels: evaluation only): SS(.) on every test volume, metrics per case in 3D in
 mm, and their summary."""
 
-import numpy as np
 import pandas as pd
 import torch
 
 from aslseg.io import atomic_path, write_json
-from aslseg.metrics import case_metrics, summarize
+from aslseg.metrics import summarize
 from aslseg.prepared import PreparedFiles
 from aslseg.ssl.checkpoint import load_model
-from aslseg.ssl.network import default_device, predict_probabilities
+from aslseg.ssl.evaluation import score_volumes
+from aslseg.ssl.network import default_device
 from aslseg.workflow import job_logging
 
 with job_logging(snakemake) as log:
     torch.set_num_threads(snakemake.threads)
     model, checkpoint = load_model(snakemake.input.model, default_device())
     files = PreparedFiles(snakemake.input.images, snakemake.input.labels)
-    rows = []
-    for case_id in sorted(files.images):
-        image, tumor, spacing = files.volume(case_id)
-        prediction = predict_probabilities(model, image) > snakemake.params.threshold
-        rows.append({"case_id": case_id, **case_metrics(prediction, tumor, spacing)})
-        log.info("case %d: dice %.3f", case_id, rows[-1]["dice"])
-    table = pd.DataFrame(rows)
+    volumes = [files.volume(case_id) for case_id in sorted(files.images)]
+    table = pd.DataFrame(score_volumes(model, volumes, snakemake.params.threshold))
+    log.info("\n%s", table[["case_id", "dice", "hd95_mm", "gt_lesions", "detected_lesions", "pred_lesions"]])
     with atomic_path(snakemake.output.cases) as tmp:
         table.to_csv(tmp, index=False, float_format="%.5g")
     summary = {**summarize(table), "best_val_dice": checkpoint["best_val_dice"], "train_s": checkpoint["seconds"]}

@@ -8,7 +8,7 @@ from aslseg.prepared import PreparedFiles
 from aslseg.ssl.checkpoint import save_checkpoint
 from aslseg.ssl.network import default_device
 from aslseg.ssl.slices import load_slices
-from aslseg.ssl.train import TrainSettings, ValCase, train
+from aslseg.ssl.train import TrainSettings, train
 from aslseg.workflow import job_logging
 
 with job_logging(snakemake) as log:
@@ -18,7 +18,7 @@ with job_logging(snakemake) as log:
     files = PreparedFiles(snakemake.input.images, snakemake.input.labels)
     labeled = load_slices([files.image(c) for c in split["labeled"]], [files.label(c) for c in split["labeled"]])
     unlabeled = load_slices([files.image(c) for c in split["unlabeled"]]) if split["unlabeled"] else None
-    val = [ValCase(*files.volume(c)) for c in split["val"]]
+    val = [files.volume(c) for c in split["val"]]
     device = default_device()
     log.info("%s on %s: %d labeled, %d unlabeled slices, %d val volumes", ssl["method"], device, len(labeled),
              len(unlabeled) if unlabeled else 0, len(val))

@@ -13,10 +13,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from aslseg.metrics import case_metrics
 from aslseg.ssl.augment import augment_batch, build_augmentation
 from aslseg.ssl.methods import METHODS, Batch
-from aslseg.ssl.network import predict_probabilities
+from aslseg.ssl.evaluation import Volume, mean_dice_with_tumor
 from aslseg.ssl.sampling import ForegroundBatchSampler
 from aslseg.ssl.slices import SliceSet
 
@@ -61,13 +60,6 @@ class TrainSettings:
         return cls(**{key: tuple(value) if key == "features" else value for key, value in ssl.items() if key in names})
 
 
-@dataclass(frozen=True)
-class ValCase:
-    image: np.ndarray  # (S, H, W)
-    tumor: np.ndarray  # (S, H, W)
-    spacing: tuple[float, float, float]
-
-
 @dataclass
 class TrainResult:
     state_dict: dict
@@ -77,21 +69,11 @@ class TrainResult:
     seconds: float = 0.0
 
 
-def validate(model: torch.nn.Module, cases: list[ValCase]) -> float:
-    """Mean 3D Dice over validation volumes with tumor (the checkpoint criterion)."""
-    scores = [
-        case_metrics(predict_probabilities(model, case.image) > 0.5, case.tumor, case.spacing)["dice"]
-        for case in cases
-        if case.tumor.any()
-    ]
-    return float(np.mean(scores)) if scores else float("nan")
-
-
 def train(
     method: str,
     labeled: SliceSet,
     unlabeled: SliceSet | None,
-    val_cases: list[ValCase],
+    val_volumes: list[Volume],
     settings: TrainSettings,
     seed: int,
     progress: bool = True,
@@ -129,7 +111,7 @@ def train(
         schedule.step()
         trainer.after_step(iteration)
         if iteration % settings.val_every == 0 or iteration == settings.iterations:
-            dice = validate(trainer.model(), val_cases)
+            dice = mean_dice_with_tumor(trainer.model(), val_volumes)
             best.history.append({"iteration": iteration, "loss": loss.item(), **parts, "val_dice": dice})
             bar.set_postfix(loss=f"{loss.item():.3f}", val_dice=f"{dice:.3f}")
             if dice > best.best_val_dice:

@@ -1,0 +1,26 @@
+"""SS(.) on whole volumes: predict every slice, threshold, and score the volume in 3D in mm.
+
+Used for checkpoint selection on val volumes during training and for the test set (rule evaluate)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from aslseg.metrics import case_metrics
+from aslseg.prepared import Volume
+from aslseg.ssl.network import predict_probabilities
+
+
+def score_volumes(model: torch.nn.Module, volumes: list[Volume], threshold: float) -> list[dict]:
+    """One row of aslseg.metrics.case_metrics per volume, with its case id."""
+    return [
+        {"case_id": v.case_id, **case_metrics(predict_probabilities(model, v.image) > threshold, v.tumor, v.spacing)}
+        for v in volumes
+    ]
+
+
+def mean_dice_with_tumor(model: torch.nn.Module, volumes: list[Volume], threshold: float = 0.5) -> float:
+    """The checkpoint criterion: mean 3D Dice over the volumes that contain tumor."""
+    rows = score_volumes(model, [v for v in volumes if v.tumor.any()], threshold)
+    return float(np.mean([row["dice"] for row in rows])) if rows else float("nan")
