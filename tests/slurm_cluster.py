@@ -2,7 +2,7 @@
 
 One node on loopback with fake GPUs (character devices cloned from /dev/null, declared as GRES), its own
 munged (own key and socket), its own ports, and every file (slurm.conf, state, logs, pid files) in one
-temporary folder: nothing under /etc is written and a SLURM or munge already running here is left alone.
+temporary folder; a SLURM or munge already running here is left alone.
 Clients find the cluster through $SLURM_CONF (`SlurmCluster.env`). The one file outside that folder is
 /etc/slurm/slurm.conf, a copy of the test's: inside a job the executor plugin runs `srun` with every SLURM_*
 variable removed (SLURM_CONF too), so srun reads the default path. What was there is moved aside and put back.
