@@ -22,7 +22,8 @@ from aslseg.prepared import PreparedFiles, Volume
 from aslseg.ssl.evaluation import score_volumes
 from aslseg.ssl.network import build_network
 from aslseg.ssl.slices import load_slices
-from aslseg.ssl.train import TrainSettings, train
+from aslseg.ssl.settings import TrainSettings
+from aslseg.ssl.train import train
 
 
 def evaluate(state_dict: dict, features, volumes: list[Volume]) -> dict:

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from aslseg.data.lits import discover_cases
 from aslseg.experiments import experiment_config, settings_key
+from aslseg.ssl.settings import method_settings
 
 RESULTS = config["results_dir"]
 LOGS = f"{RESULTS}/logs"
@@ -40,19 +41,19 @@ def package_code(*modules):
 
 # ---- experiments and Stage I runs -------------------------------------------------------------------------
 # Each target experiment's effective config is validated here, before any job runs. An SSL run is named by
-# its method and a hash of what the model depends on (ssl settings, labeled fraction): experiments that would
-# train the same model share it.
+# its method and a hash of what the model depends on (the ssl settings its method reads, the labeled
+# fraction): experiments that would train the same model share it.
 EXPERIMENTS = {name: experiment_config(config, name) for name in config["targets"]}
 
 
 def ssl_run(experiment):
     settings = EXPERIMENTS[experiment]
     labeled = settings["data"]["split"]["labeled"]
-    return f"{settings['ssl']['method']}-{settings_key(settings['ssl'], labeled)}"
+    return f"{settings['ssl']['method']}-{settings_key(method_settings(settings['ssl']), labeled)}"
 
 
 SSL_RUNS = {
-    ssl_run(name): {"ssl": settings["ssl"], "labeled": settings["data"]["split"]["labeled"]}
+    ssl_run(name): {"ssl": method_settings(settings["ssl"]), "labeled": settings["data"]["split"]["labeled"]}
     for name, settings in EXPERIMENTS.items()
 }
 

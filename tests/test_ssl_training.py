@@ -12,14 +12,16 @@ from aslseg.ssl.sampling import ForegroundBatchSampler
 from aslseg.ssl.slices import SliceSet, load_slices
 from aslseg.config import default_config
 from aslseg.prepared import Volume
-from aslseg.ssl.train import TrainSettings, train
+from aslseg.ssl.settings import METHOD_SETTINGS, NOT_TRAINING, TrainSettings, method_settings
+from aslseg.ssl.train import train
 
 TINY = (4, 4, 8, 8, 16, 4)
 
 
-def settings(**changes) -> TrainSettings:
-    """The default ssl settings with a tiny network and no augmentation, changed as given."""
-    base = TrainSettings.from_config(default_config()["ssl"])
+def settings(method: str = "supervised", **changes) -> TrainSettings:
+    """The default ssl settings that `method` reads (only those: a method reading another one's setting
+    fails on its None), with a tiny network and no augmentation, changed as given."""
+    base = TrainSettings.from_config(method_settings({**default_config()["ssl"], "method": method}))
     defaults = dict(batch_size=4, lr=3e-3, weight_decay=0.0, features=TINY, rotate_deg=0, scale=0, intensity=0)
     return dataclasses.replace(base, **{**defaults, **changes})
 
@@ -90,7 +92,9 @@ def test_every_method_learns_and_its_checkpoint_reloads(method, tmp_path):
     unlabeled = SliceSet(unlabeled.image, unlabeled.case_id, unlabeled.position, None)
     val_slices = bright_square_slices(n=8, seed=1)
     val = [Volume(0, val_slices.image, val_slices.tumor, (5.0, 1.0, 1.0))]
-    tiny_run = settings(iterations=80, val_every=10, uamt_passes=2, rampup=0.2)
+    method_specific = {"uamt_passes": 2, "rampup": 0.2} if method in ("mean_teacher", "uamt", "cps") else {}
+    method_specific = {key: value for key, value in method_specific.items() if key in METHOD_SETTINGS[method]}
+    tiny_run = settings(method, iterations=80, val_every=10, **method_specific)
     result = train(method, labeled, unlabeled, val, tiny_run, seed=0, progress=False)
     losses = [entry["loss"] for entry in result.history]
     if method == "bcp":  # pre-training and self-training losses are not comparable: compare within each
@@ -104,4 +108,17 @@ def test_every_method_learns_and_its_checkpoint_reloads(method, tmp_path):
 
 def test_ssl_methods_refuse_to_run_without_unlabeled_slices():
     with pytest.raises(ValueError, match="needs unlabeled slices"):
-        train("mean_teacher", bright_square_slices(n=4), None, [], settings(iterations=1), seed=0, progress=False)
+        train("mean_teacher", bright_square_slices(n=4), None, [], settings("mean_teacher", iterations=1), seed=0, progress=False)
+
+
+def test_each_method_is_named_by_the_settings_it_reads():
+    ssl = default_config()["ssl"]
+    fields = {field.name for field in dataclasses.fields(TrainSettings)}
+    assert set(ssl) - set(NOT_TRAINING) <= fields  # every config key reaches training (or is not a training key)
+    supervised = method_settings({**ssl, "method": "supervised"})
+    uamt = method_settings({**ssl, "method": "uamt"})
+    assert "uamt_passes" not in supervised and "ema_decay" not in supervised and supervised["lr"] == ssl["lr"]
+    assert uamt["uamt_passes"] == ssl["uamt_passes"] and "bcp_box" not in uamt
+    assert "unlabeled_batch_size" not in method_settings({**ssl, "method": "bcp"})
+    with pytest.raises(KeyError, match="unknown ssl.method"):
+        method_settings({**ssl, "method": "fixmatch"})

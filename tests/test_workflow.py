@@ -141,6 +141,12 @@ def test_an_ssl_setting_retrains_stage1_only(phantom_run):
     assert planned_jobs(phantom_run, tiny(**{"ssl.lr": 0.01})) == {"ssl_train": 4, "evaluate": 4, "summary": 1, "all": 1}
 
 
+def test_a_setting_only_one_method_reads_retrains_that_method_only(phantom_run):
+    """The tiny targets are supervised and bcp: UA-MT's passes concern neither, BCP's EMA decay only bcp."""
+    assert planned_jobs(phantom_run, tiny(**{"ssl.uamt_passes": 7})) == {}
+    assert planned_jobs(phantom_run, tiny(**{"ssl.ema_decay": 0.9})) == {"ssl_train": 2, "evaluate": 2, "summary": 1, "all": 1}
+
+
 def test_experiments_with_identical_settings_share_their_model(phantom_run):
     experiments = {name: {"ssl": {"method": method}} for name, method in
                    [("supervised", "supervised"), ("bcp", "bcp"), ("bcp_again", "bcp")]}

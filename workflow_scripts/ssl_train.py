@@ -8,7 +8,8 @@ from aslseg.prepared import PreparedFiles
 from aslseg.ssl.checkpoint import save_checkpoint
 from aslseg.ssl.network import default_device
 from aslseg.ssl.slices import load_slices
-from aslseg.ssl.train import TrainSettings, train
+from aslseg.ssl.settings import TrainSettings
+from aslseg.ssl.train import train
 from aslseg.workflow import job_logging
 
 with job_logging(snakemake) as log:

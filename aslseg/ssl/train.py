@@ -5,7 +5,6 @@ lives in aslseg/ssl/methods/.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -17,47 +16,8 @@ from aslseg.ssl.augment import augment_batch, build_augmentation
 from aslseg.ssl.methods import METHODS, Batch
 from aslseg.ssl.evaluation import Volume, mean_dice_with_tumor
 from aslseg.ssl.sampling import ForegroundBatchSampler
+from aslseg.ssl.settings import TrainSettings
 from aslseg.ssl.slices import SliceSet
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """The training settings of SS(.): the keys of config `ssl` (documented in the config schema, which also
-    holds their defaults) other than `method` and `threshold`."""
-
-    iterations: int
-    batch_size: int
-    lr: float
-    weight_decay: float
-    features: tuple[int, ...]
-    foreground_fraction: float
-    val_every: int
-    rotate_deg: float
-    scale: float
-    intensity: float
-    flip: bool
-    consistency: float  # weight of the unlabeled loss after ramp-up (MT, UA-MT, CPS)
-    rampup: float  # share of training over which that weight ramps up
-    ema_decay: float
-    teacher_noise: float  # sd of the teacher's input noise (MT, UA-MT)
-    uamt_passes: int  # stochastic teacher passes for the uncertainty
-    bcp_pretrain: float  # share of training spent on labeled copy-paste pre-training
-    bcp_box: float  # side of the pasted box as a share of the slice side
-    bcp_unlabeled_weight: float  # loss weight of pseudo-labeled pixels
-    # Dice over the tumor channel only, pooled over the batch: background Dice is ~1 whatever the network
-    # does, and per-slice Dice on slices without tumor is undefined noise. Fixed, not configurable.
-    dice_include_background: bool = False
-    batch_dice: bool = True
-
-    @classmethod
-    def from_config(cls, ssl: dict) -> "TrainSettings":
-        """From config["ssl"]: every field of this class is a key there (plus method and threshold, which
-        are not training settings)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(ssl) - names - {"method", "threshold"}
-        if unknown:
-            raise KeyError(f"ssl settings unknown to the training loop: {sorted(unknown)}")
-        return cls(**{key: tuple(value) if key == "features" else value for key, value in ssl.items() if key in names})
 
 
 @dataclass
@@ -102,7 +62,7 @@ def train(
         labeled_batch = to_batch(labeled.image[index], labeled.tumor[index])
         unlabeled_batch = None
         if trainer.uses_unlabeled:
-            pick = rng.choice(len(unlabeled), settings.batch_size)
+            pick = rng.choice(len(unlabeled), trainer.unlabeled_batch_size())
             unlabeled_batch = Batch(to_batch(unlabeled.image[pick], np.zeros_like(unlabeled.image[pick])).image)
         loss, parts = trainer.loss(labeled_batch, unlabeled_batch, (iteration - 1) / settings.iterations)
         optimizer.zero_grad(set_to_none=True)

@@ -37,6 +37,10 @@ class Method:
     def trainable(self) -> list[torch.nn.Parameter]:
         return list(self.student.parameters())
 
+    def unlabeled_batch_size(self) -> int:
+        """Unlabeled slices the loop draws per step (for methods that use them)."""
+        return self.settings.unlabeled_batch_size
+
     def loss(self, labeled: Batch, unlabeled: Batch | None, progress: float) -> tuple[torch.Tensor, dict]:
         """Loss to minimise at `progress` (iterations done / total) and named parts for the log."""
         raise NotImplementedError

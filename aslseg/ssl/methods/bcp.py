@@ -53,6 +53,9 @@ class BidirectionalCopyPaste(Method):
             logits, target, second
         )
 
+    def unlabeled_batch_size(self) -> int:
+        return self.settings.batch_size  # each labeled slice is mixed with one unlabeled slice
+
     def loss(self, labeled: Batch, unlabeled: Batch | None, progress: float):
         image_a, image_b = labeled.image.chunk(2)
         label_a, label_b = labeled.label.chunk(2)
