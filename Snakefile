@@ -22,11 +22,15 @@ wildcard_constraints:
     labeled=r"\d+(\.\d+)?",
     shard=r"\d+",
     run=r"[a-z_]+-[0-9a-f]{10}",
+    samrun=r"[a-z_]+-[0-9a-f]{10}",
+    embed=r"[0-9a-f]{10}",
+    tune=r"[0-9a-f]{10}",
 
 
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/ssl.smk"
+include: "rules/sam.smk"
 
 
 rule all:
@@ -34,4 +38,5 @@ rule all:
         data_summary=f"{RESULTS}/data/summary.csv",
         summary=f"{RESULTS}/summary.csv",
         splits=[split_path(config["data"]["split"]["labeled"], seed) for seed in config["seeds"]],
+        stage2=[f"{RESULTS}/stage2_summary.csv"] if STAGE2_ROWS else [],
     default_target: True

@@ -73,6 +73,25 @@ checkpoint split:
         "../workflow_scripts/split.py"
 
 
+checkpoint holdout:
+    """Test / val / train volumes alone: what every run seed and labeled fraction shares (Stage II embeds the
+    train and val volumes once for all of them). A checkpoint: the volumes are known once it exists."""
+    input:
+        stats=expand(f"{RESULTS}/data/prepared/stats/case-{{case}}.json", case=CASE_IDS),
+        code=package_code("data/split.py"),
+    output:
+        f"{RESULTS}/data/splits/holdout.json",
+    params:
+        split={key: value for key, value in DATA["split"].items() if key != "labeled"},
+    log:
+        f"{LOGS}/split/holdout.log",
+    localrule: True
+    conda:
+        ENV
+    script:
+        "../workflow_scripts/holdout.py"
+
+
 rule data_summary:
     """One row per prepared case: slices, spacing, liver and tumor volume (a table to look at)."""
     input:

@@ -1,7 +1,7 @@
 import pytest
 
 from aslseg.data.lits import DataError
-from aslseg.data.split import VolumeStats, split_volumes
+from aslseg.data.split import VolumeStats, holdout_volumes, split_volumes
 
 
 def volumes(n=30, tumor_free=(3, 11, 19, 27), small=(5,)):
@@ -70,3 +70,13 @@ def test_too_few_tumor_volumes_is_a_clear_error():
         split(vols=[VolumeStats(c, 0.0 if c > 0 else 3.0) for c in range(10)])
     with pytest.raises(DataError, match="too few for 1 val volumes and at least one labeled"):
         split(vols=[VolumeStats(c, 0.0 if c > 4 else 0.5) for c in range(10)])
+
+
+def test_holdout_is_the_part_of_every_split_that_seeds_share():
+    volumes = [VolumeStats(c, 0.0 if c % 5 == 0 else 2.0 + c) for c in range(30)]
+    cfg = dict(test=0.3, test_tumor_free=0.25, val=0.1, labeled_min_tumor_ml=1.0, split_seed=0)
+    holdout = holdout_volumes(volumes, **cfg)
+    for run_seed in (0, 1):
+        split = split_volumes(volumes, labeled=0.1, run_seed=run_seed, **cfg)
+        assert split["test"] == holdout["test"] and split["val"] == holdout["val"]
+        assert sorted(split["labeled"] + split["unlabeled"]) == holdout["train"]

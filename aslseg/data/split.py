@@ -37,17 +37,16 @@ def _count(fraction: float, n: int, minimum: int) -> int:
     return max(minimum, int(round(fraction * n)))
 
 
-def split_volumes(
+def holdout_volumes(
     volumes: list[VolumeStats],
     test: float,
     test_tumor_free: float,
     val: float,
-    labeled: float,
     labeled_min_tumor_ml: float,
     split_seed: int,
-    run_seed: int,
 ) -> dict:
-    """Return {"test", "val", "labeled", "unlabeled"} (sorted case ids) plus the counts that explain them."""
+    """Return {"test", "val", "train"} (sorted case ids) and their counts: the part of a split that is the same
+    for every run seed and labeled fraction (what Stage II embeds is "train" + "val")."""
     ids = sorted(v.case_id for v in volumes)
     if len(set(ids)) != len(ids):
         raise DataError("duplicate case ids in the split input")
@@ -74,13 +73,10 @@ def split_volumes(
         )
     val_ids = _draw(rng, rich_left, n_val)
     train = [c for c in ids if c not in test_ids and c not in val_ids]
-
-    labeled_ids = draw_labeled(train, tumor_ml, labeled, labeled_min_tumor_ml, split_seed, run_seed)
     return {
         "test": sorted(test_ids),
         "val": val_ids,
-        "labeled": labeled_ids,
-        "unlabeled": [c for c in train if c not in labeled_ids],
+        "train": train,
         "counts": {
             "volumes": len(ids),
             "with_tumor": len(positive),
@@ -88,8 +84,31 @@ def split_volumes(
             "test_tumor_free": n_test_free,
             "val": n_val,
             "train": len(train),
-            "labeled": len(labeled_ids),
         },
+    }
+
+
+def split_volumes(
+    volumes: list[VolumeStats],
+    test: float,
+    test_tumor_free: float,
+    val: float,
+    labeled: float,
+    labeled_min_tumor_ml: float,
+    split_seed: int,
+    run_seed: int,
+) -> dict:
+    """Return {"test", "val", "labeled", "unlabeled"} (sorted case ids) plus the counts that explain them."""
+    holdout = holdout_volumes(volumes, test, test_tumor_free, val, labeled_min_tumor_ml, split_seed)
+    train = holdout["train"]
+    tumor_ml = {v.case_id: v.tumor_ml for v in volumes}
+    labeled_ids = draw_labeled(train, tumor_ml, labeled, labeled_min_tumor_ml, split_seed, run_seed)
+    return {
+        "test": holdout["test"],
+        "val": holdout["val"],
+        "labeled": labeled_ids,
+        "unlabeled": [c for c in train if c not in labeled_ids],
+        "counts": {**holdout["counts"], "labeled": len(labeled_ids)},
     }
 
 

@@ -1,0 +1,142 @@
+# Stage II: the medical SAM MS(.). Slices are embedded once (sam_embed); the mask decoder is fine-tuned on the
+# labeled ground truth from those embeddings (sam_finetune); Pseudo Label 1 becomes one prompt per connected
+# component (sam_prompts) and SAM's masks, united per slice, are Pseudo Label 2 (sam_predict).
+
+check_sam_weights()
+
+
+rule sam_embed:
+    """Image embeddings of one shard of the train and val slices, fp16. Depends on the images and the SAM
+    base weights only: no experiment, seed, round or SSL setting reruns it."""
+    input:
+        unpack(sam_weights),
+        holdout=f"{RESULTS}/data/splits/holdout.json",
+        images=lambda wildcards: [prepared_image(case) for case in embed_shard_cases(wildcards.shard)],
+        code=package_code("sam/model.py", "sam/embeddings.py", "prepared.py", "io.py"),
+    output:
+        embeddings=f"{RESULTS}/sam/embeddings/{{embed}}/shard-{{shard}}.npy",
+        index=f"{RESULTS}/sam/embeddings/{{embed}}/shard-{{shard}}.json",
+    params:
+        sam=lambda wildcards: sam_embedding_settings(EMBEDDINGS[wildcards.embed]),
+    log:
+        f"{LOGS}/sam_embed/{{embed}}_shard-{{shard}}.log",
+    benchmark:
+        f"{BENCHMARKS}/sam_embed/{{embed}}_shard-{{shard}}.tsv"
+    threads: job_threads("infer")
+    resources:
+        **job_resources("infer", gpu=True),
+    conda:
+        ENV
+    script:
+        "../workflow_scripts/sam_embed.py"
+
+
+rule sam_finetune:
+    """Fine-tune SAM's mask decoder on the labeled volumes' tumor components (jittered boxes, points) from
+    cached embeddings; report zero-shot vs fine-tuned Dice on the val volumes with ground-truth prompts."""
+    input:
+        unpack(sam_finetune_inputs),
+        code=package_code("sam", "prepared.py", "io.py"),
+    output:
+        decoder=f"{RESULTS}/sam/finetune/{{tune}}/labeled-{{labeled}}/seed-{{seed}}/decoder.pt",
+        report=f"{RESULTS}/sam/finetune/{{tune}}/labeled-{{labeled}}/seed-{{seed}}/val_prompt_dice.json",
+    params:
+        sam=lambda wildcards: {**sam_embedding_settings(TUNES[wildcards.tune]), **sam_tuning_settings(TUNES[wildcards.tune])},
+    log:
+        f"{LOGS}/sam_finetune/{{tune}}_labeled-{{labeled}}_seed-{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/sam_finetune/{{tune}}_labeled-{{labeled}}_seed-{{seed}}.tsv"
+    threads: job_threads("train")
+    resources:
+        **job_resources("train", gpu=True),
+    conda:
+        ENV
+    script:
+        "../workflow_scripts/sam_finetune.py"
+
+
+rule sam_prompts:
+    """One prompt per connected component of Pseudo Label 1 in one shard: an inspectable JSON (per slice, per
+    component: area, box, points)."""
+    input:
+        pl1=f"{RESULTS}/ssl/{{run}}/seed-{{seed}}/pl1/shard-{{shard}}.npz",
+        code=package_code("sam/prompts.py", "io.py"),
+    output:
+        f"{RESULTS}/ssl/{{run}}/seed-{{seed}}/sam-{{samrun}}/prompts/shard-{{shard}}.json",
+    params:
+        prompt=lambda wildcards: {key: SAM_RUNS[wildcards.samrun][key] for key in ("prompt", *PROMPT_KEYS)},
+    log:
+        f"{LOGS}/sam_prompts/{{run}}_seed-{{seed}}_sam-{{samrun}}_shard-{{shard}}.log",
+    threads: 1
+    resources:
+        **job_resources("data"),
+    conda:
+        ENV
+    script:
+        "../workflow_scripts/sam_prompts.py"
+
+
+rule sam_predict:
+    """Pseudo Label 2 for one shard: SAM's mask for each prompt from cached embeddings, united per slice, at
+    the prepared slices' resolution; each component's predicted IoU in a table beside it."""
+    input:
+        unpack(sam_decoder),
+        unpack(lambda wildcards: embedding_files(SAM_RUNS[wildcards.samrun])),
+        prompts=f"{RESULTS}/ssl/{{run}}/seed-{{seed}}/sam-{{samrun}}/prompts/shard-{{shard}}.json",
+        code=package_code("sam", "io.py"),
+    output:
+        masks=f"{RESULTS}/ssl/{{run}}/seed-{{seed}}/sam-{{samrun}}/pl2/shard-{{shard}}.npz",
+        components=f"{RESULTS}/ssl/{{run}}/seed-{{seed}}/sam-{{samrun}}/pl2/shard-{{shard}}.csv",
+    params:
+        sam=lambda wildcards: {**sam_embedding_settings(SAM_RUNS[wildcards.samrun]), "threshold": SAM_RUNS[wildcards.samrun]["threshold"]},
+    log:
+        f"{LOGS}/sam_predict/{{run}}_seed-{{seed}}_sam-{{samrun}}_shard-{{shard}}.log",
+    benchmark:
+        f"{BENCHMARKS}/sam_predict/{{run}}_seed-{{seed}}_sam-{{samrun}}_shard-{{shard}}.tsv"
+    threads: job_threads("infer")
+    resources:
+        **job_resources("infer", gpu=True),
+    conda:
+        ENV
+    script:
+        "../workflow_scripts/sam_predict.py"
+
+
+rule evaluate_pseudo_labels:
+    """(Evaluation only: reads the unlabeled volumes' hidden tumor labels.) Dice of Pseudo Labels 1 and 2
+    against the ground truth on the unlabeled slices, and lesion-level misses and false positives of each."""
+    input:
+        pl1=expand(f"{RESULTS}/ssl/{{{{run}}}}/seed-{{{{seed}}}}/pl1/shard-{{shard}}.npz", shard=SHARDS),
+        pl2=expand(f"{RESULTS}/ssl/{{{{run}}}}/seed-{{{{seed}}}}/sam-{{{{samrun}}}}/pl2/shard-{{shard}}.npz", shard=SHARDS),
+        labels=lambda wildcards: [prepared_label(case) for case in run_split(wildcards)["unlabeled"]],
+        images=lambda wildcards: [prepared_image(case) for case in run_split(wildcards)["unlabeled"]],
+        code=package_code("metrics.py", "sam/quality.py", "prepared.py", "io.py"),
+    output:
+        f"{RESULTS}/ssl/{{run}}/seed-{{seed}}/sam-{{samrun}}/pseudo_label_quality.json",
+    log:
+        f"{LOGS}/evaluate_pseudo_labels/{{run}}_seed-{{seed}}_sam-{{samrun}}.log",
+    threads: 1
+    resources:
+        **job_resources("data"),
+    conda:
+        ENV
+    script:
+        "../workflow_scripts/evaluate_pseudo_labels.py"
+
+
+rule stage2_summary:
+    """One row per Stage II experiment x seed: Dice of PL1 and PL2 on the unlabeled slices, lesion counts,
+    and SAM's zero-shot vs fine-tuned val Dice."""
+    input:
+        lambda wildcards: [path for row in STAGE2_ROWS for path in (row["quality"], row["finetune_report"]) if path],
+    output:
+        report(f"{RESULTS}/stage2_summary.csv", caption="../docs/report/stage2_summary.rst", category="Results"),
+    params:
+        rows=lambda wildcards: STAGE2_ROWS,
+    log:
+        f"{LOGS}/stage2_summary.log",
+    localrule: True
+    conda:
+        ENV
+    script:
+        "../workflow_scripts/stage2_summary.py"
