@@ -88,7 +88,7 @@ def experiment_summary(experiment, seed):
 # - embeddings (backend, weights, precision, sharding): one set for every experiment, seed and round;
 # - a fine-tuned decoder (+ fine-tuning and prompt-shape settings): per labeled fraction and seed;
 # - a SAM run (+ the prompt type and threshold): applied to the Pseudo Label 1 of an SSL run.
-EMBED_KEYS = ("backend", "model_type", "checkpoint", "bf16", "embed_batch", "shards")
+EMBED_KEYS = ("backend", "model_type", "checkpoint", "input_norm", "bf16", "embed_batch", "shards")
 PROMPT_KEYS = ("box_margin", "min_component_pixels", "multipoint_n")
 
 

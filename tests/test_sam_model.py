@@ -186,6 +186,18 @@ def test_segment_anything_vit_b_embeds_and_decodes_at_1024(vit_b_checkpoint):
     assert torch.isfinite(logits).all() and torch.isfinite(iou).all()
 
 
+def test_input_norm_sets_what_the_encoder_sees(slices):
+    """auto: LiteMedSAM takes [0, 1] as is; "sam" is SAM's 0..255 ImageNet normalisation, which changes the
+    encoder's input and so its embedding."""
+    unit, sam = load_sam(), load_sam(input_norm="sam")
+    assert unit.sam.pixel_mean.flatten().tolist() == [0, 0, 0] and unit.sam.pixel_std.flatten().tolist() == [1, 1, 1]
+    assert sam.sam.pixel_mean.flatten().tolist() == pytest.approx([123.675, 116.28, 103.53])
+    image = slices[0][:1]
+    assert not torch.allclose(unit.embed(image), sam.embed(image))
+    with pytest.raises(ValueError, match="unknown input_norm"):
+        load_sam(input_norm="imagenet")
+
+
 def test_check_checkpoint_errors_name_the_file(tmp_path, vit_b_checkpoint):
     missing = tmp_path / "nowhere.pth"
     with pytest.raises(SamCheckpointError, match=f"{missing}.*no such file"):

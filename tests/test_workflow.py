@@ -148,7 +148,7 @@ def test_a_setting_only_one_method_reads_retrains_that_method_only(phantom_run):
 
 
 def test_experiments_with_identical_settings_share_their_model(phantom_run):
-    experiments = {name: {"ssl": {"method": method}} for name, method in
+    experiments = {name: {"ssl": {"method": method}, "loop": {"rounds": 0}} for name, method in
                    [("supervised", "supervised"), ("bcp", "bcp"), ("bcp_again", "bcp")]}
     config = tiny(targets=["supervised", "bcp", "bcp_again"], experiments=experiments)
     assert planned_jobs(phantom_run, config) == {"summary": 1, "all": 1}

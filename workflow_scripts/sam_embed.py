@@ -12,7 +12,8 @@ from aslseg.workflow import job_logging
 with job_logging(snakemake) as log:
     torch.set_num_threads(snakemake.threads)
     sam = snakemake.params.sam
-    model = load_sam(sam["backend"], sam["model_type"], sam["checkpoint"], device=default_device())
+    model = load_sam(sam["backend"], sam["model_type"], sam["checkpoint"], device=default_device(),
+                     input_norm=sam["input_norm"])
     paths = sorted(snakemake.input.images, key=case_id_of)
     slices = {}
     for path in paths:

@@ -27,6 +27,8 @@ from segment_anything.modeling import MaskDecoder, PromptEncoder, Sam, TwoWayTra
 BACKENDS = ("litemedsam", "segment_anything")
 SAM_TYPES = ("vit_b", "vit_l", "vit_h")
 INPUT_SIZE = {"litemedsam": 256, "segment_anything": 1024}
+INPUT_NORMS = ("auto", "sam", "unit")
+SAM_PIXEL_MEAN, SAM_PIXEL_STD = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)  # segment_anything's, 0..255
 # Parts that fine-tuning changes; the image encoder always comes from the base checkpoint.
 DECODER_PARTS = ("mask_decoder", "prompt_encoder")
 
@@ -180,30 +182,40 @@ def load_sam(
     model_type: str | None = None,
     checkpoint: str | Path | None = None,
     device: str | torch.device = "cpu",
+    input_norm: str = "auto",
 ) -> "SamModel":
     """The model in eval mode with its weights loaded strictly, the image encoder frozen. `model_type`
-    (vit_b/l/h) is read by segment_anything only."""
+    (vit_b/l/h) is read by segment_anything only. `input_norm` is how slices in [0, 1] reach the encoder:
+    "sam" = 0..255 RGB with SAM's ImageNet mean/std (the original SAM), "unit" = [0, 1] as is (LiteMedSAM,
+    and MedSAM's ViT-B, which was trained on [0, 1] inputs), "auto" = unit for litemedsam, sam otherwise."""
+    if input_norm not in INPUT_NORMS:
+        raise ValueError(f"unknown input_norm {input_norm!r}; known: {list(INPUT_NORMS)}")
     path, model_type, state = _read_checked(backend, model_type, checkpoint)
     sam = _build(backend, model_type)
     sam.load_state_dict(state, strict=True)
     del state
+    if input_norm == "auto":
+        input_norm = "unit" if backend == "litemedsam" else "sam"
+    mean, std = (SAM_PIXEL_MEAN, SAM_PIXEL_STD) if input_norm == "sam" else ((0.0,) * 3, (1.0,) * 3)
+    sam.pixel_mean.copy_(torch.tensor(mean).view(-1, 1, 1))  # what Sam.preprocess subtracts and divides by
+    sam.pixel_std.copy_(torch.tensor(std).view(-1, 1, 1))
     sam.image_encoder.requires_grad_(False)
     # eval() after loading: TinyViT caches its attention biases when switched to eval mode.
     sam.to(device).eval()
-    return SamModel(sam, backend, model_type, path)
+    return SamModel(sam, backend, model_type, path, scale=1.0 if input_norm == "unit" else 255.0)
 
 
 class SamModel:
     """One SAM: embed slices once, decode cached embeddings with one prompt per image."""
 
-    def __init__(self, sam: Sam, backend: str, model_type: str | None, checkpoint: Path):
+    def __init__(self, sam: Sam, backend: str, model_type: str | None, checkpoint: Path, scale: float = 1.0):
         self.sam = sam
         self.backend = backend
         self.model_type = model_type
         self.checkpoint = checkpoint
         self.input_size = INPUT_SIZE[backend]
-        # SAM's pixel normalisation expects 0..255 RGB; LiteMedSAM takes [0, 1] as is (mean 0, std 1).
-        self._scale = 255.0 if backend == "segment_anything" else 1.0
+        # Slices in [0, 1] times this, then Sam.preprocess (pixel mean/std): see load_sam's input_norm.
+        self._scale = scale
         self.encoder_calls = 0  # slices embedded so far: the workflow proves each slice is embedded once
         # Images per decoder pass. On a CPU larger passes fall out of cache: decoding 16 at once cost ~1.5x
         # more per prompt than 4 at a time (LiteMedSAM, 1 thread). A GPU takes them all at once.
