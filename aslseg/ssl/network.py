@@ -1,4 +1,5 @@
-"""SS(.): a 2D MONAI BasicUNet, 1 input channel (windowed CT), 2 classes (rest, tumor)."""
+"""The 2D MONAI BasicUNet behind SS(.) (1 input channel: windowed CT) and AN(.) (CT plus prior channels such
+as SAM's mask), with 2 classes (rest, tumor)."""
 
 from __future__ import annotations
 
@@ -7,22 +8,24 @@ import torch
 from monai.networks.nets import BasicUNet
 
 
-def build_network(features: list[int] | tuple[int, ...]) -> BasicUNet:
-    return BasicUNet(spatial_dims=2, in_channels=1, out_channels=2, features=tuple(features))
+def build_network(features: list[int] | tuple[int, ...], in_channels: int = 1) -> BasicUNet:
+    return BasicUNet(spatial_dims=2, in_channels=in_channels, out_channels=2, features=tuple(features))
 
 
 @torch.no_grad()
 def predict_probabilities(model: torch.nn.Module, images: np.ndarray, batch_size: int = 16) -> np.ndarray:
-    """Tumor probability (softmax channel 1) for a (N, H, W) stack, as float32 (N, H, W)."""
+    """Tumor probability (softmax channel 1) for a (N, H, W) stack, or (N, C, H, W) for a network with C input
+    channels, as float32 (N, H, W)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     out = []
     for start in range(0, len(images), batch_size):
-        batch = torch.as_tensor(images[start : start + batch_size], dtype=torch.float32, device=device)[:, None]
+        batch = torch.as_tensor(images[start : start + batch_size], dtype=torch.float32, device=device)
+        batch = batch[:, None] if batch.ndim == 3 else batch
         out.append(torch.softmax(model(batch), dim=1)[:, 1].cpu().numpy())
     model.train(was_training)
-    return np.concatenate(out) if out else np.zeros((0,) + images.shape[1:], dtype=np.float32)
+    return np.concatenate(out) if out else np.zeros((0,) + images.shape[-2:], dtype=np.float32)
 
 
 def default_device() -> str:

@@ -1,0 +1,132 @@
+"""AN(.), the adaptation network: a MONAI BasicUNet that takes the CT slice plus prior channels (SAM's
+Pseudo Label 2, optionally SAM's probability and Pseudo Label 1) and returns the refined tumor mask,
+Pseudo Label 3. It is trained on the labeled slices only, on synthetic pseudo-labels (ground truth corrupted
+the way SS(.) errs, then passed through SAM) with the ground truth as target, so it learns to undo SAM's and
+SS's typical mistakes -- above all, to delete false-positive components that SAM cannot delete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from monai.losses import DiceCELoss
+from tqdm import tqdm
+
+from aslseg.ssl.augment import augment_batch, build_augmentation
+from aslseg.ssl.network import build_network, predict_probabilities
+from aslseg.ssl.sampling import ForegroundBatchSampler
+
+PRIOR_CHANNELS = ("pl2", "sam_probability", "pl1")  # what AN may see besides the image; pl2 always
+
+
+@dataclass(frozen=True)
+class AdaptSettings:
+    """The training keys of config `adapt` (the schema documents them and holds their defaults)."""
+
+    inputs: tuple[str, ...]  # prior channels, in this order; must start with "pl2"
+    iterations: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    features: tuple[int, ...]
+    foreground_fraction: float
+    val_every: int
+    rotate_deg: float
+    scale: float
+    intensity: float
+
+    def __post_init__(self):
+        inputs = list(self.inputs)
+        if not inputs or inputs[0] != "pl2" or set(inputs) - set(PRIOR_CHANNELS) or len(set(inputs)) != len(inputs):
+            raise ValueError(f"adapt.inputs must start with pl2 and name distinct channels of {list(PRIOR_CHANNELS)}; got {inputs}")
+
+    @classmethod
+    def from_config(cls, section: dict) -> "AdaptSettings":
+        """From config["adapt"]; its keys that are not training settings (synthesis, enabled) are ignored."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        missing = sorted(set(names) - set(section))
+        if missing:
+            raise KeyError(f"adapt settings missing: {missing}")
+        return cls(**{key: tuple(section[key]) if key in ("inputs", "features") else section[key] for key in names})
+
+
+@dataclass(frozen=True)
+class AdaptData:
+    """Slices with their prior channels and (for training and validation) the ground truth."""
+
+    image: np.ndarray  # float32 (N, H, W)
+    prior: np.ndarray  # float32 (N, C, H, W), channels as AdaptSettings.inputs
+    target: np.ndarray | None = None  # uint8 (N, H, W)
+
+    def stacked(self) -> np.ndarray:
+        """(N, 1 + C, H, W): the network's input."""
+        return np.concatenate([self.image[:, None], self.prior], axis=1).astype(np.float32)
+
+
+@dataclass
+class AdaptResult:
+    state_dict: dict
+    best_iteration: int
+    best_val_dice: float  # pooled Dice of PL3 on the val examples
+    val_dice_of_pl2: float  # pooled Dice of the PL2 it starts from, on the same examples
+    history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def pooled_dice(prediction: np.ndarray, target: np.ndarray) -> float:
+    """2|P∩T| / (|P| + |T|) over all pixels; 1.0 when both are empty (nothing to find, nothing found)."""
+    prediction, target = prediction.astype(bool), target.astype(bool)
+    total = prediction.sum() + target.sum()
+    return float(2 * np.count_nonzero(prediction & target) / total) if total else 1.0
+
+
+def refine(model: torch.nn.Module, data: AdaptData, threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Pseudo Label 3 (uint8 mask) and its tumor probability for every slice of `data`."""
+    probability = predict_probabilities(model, data.stacked())
+    return (probability > threshold).astype(np.uint8), probability
+
+
+def _copy(model: torch.nn.Module) -> dict:
+    return {key: value.detach().cpu().clone() for key, value in model.state_dict().items()}
+
+
+def train_adaptation(
+    train: AdaptData, val: AdaptData, settings: AdaptSettings, seed: int, device: str = "cpu", progress: bool = True
+) -> AdaptResult:
+    """Train AN on synthetic (image, priors) -> ground truth pairs; keep the weights best on `val`."""
+    if train.target is None or val.target is None:
+        raise ValueError("AN trains and validates against ground truth; a target is missing")
+    if train.prior.shape[1] != len(settings.inputs):
+        raise ValueError(f"{train.prior.shape[1]} prior channels for adapt.inputs {list(settings.inputs)}")
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = build_network(settings.features, in_channels=1 + len(settings.inputs)).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    schedule = torch.optim.lr_scheduler.PolynomialLR(optimizer, total_iters=settings.iterations, power=0.9)
+    loss_function = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
+    has_tumor = train.target.reshape(len(train.target), -1).any(axis=1)
+    sampler = ForegroundBatchSampler(has_tumor, settings.batch_size, settings.foreground_fraction, rng)
+    augmentation = build_augmentation(settings.rotate_deg, settings.scale, settings.intensity, False, seed, with_prior=True)
+    best = AdaptResult(_copy(model), 0, -1.0, pooled_dice(val.prior[:, 0] > 0.5, val.target))
+    start = time.perf_counter()
+    bar = tqdm(range(1, settings.iterations + 1), disable=not progress, desc="adapt_train", mininterval=5)
+    for iteration in bar:
+        index = sampler()
+        inputs, labels = augment_batch(train.image[index], train.target[index], augmentation, train.prior[index])
+        loss = loss_function(model(inputs.to(device)), labels.to(device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        if iteration % settings.val_every == 0 or iteration == settings.iterations:
+            dice = pooled_dice(refine(model, val)[0], val.target)
+            best.history.append({"iteration": iteration, "loss": loss.item(), "val_dice": dice})
+            bar.set_postfix(loss=f"{loss.item():.3f}", val_dice=f"{dice:.3f}")
+            if dice > best.best_val_dice:
+                best.state_dict, best.best_iteration, best.best_val_dice = _copy(model), iteration, dice
+    best.seconds = time.perf_counter() - start
+    return best

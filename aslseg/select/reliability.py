@@ -1,0 +1,226 @@
+"""Reliability thresholding: which pseudo-labeled slices of a round are trusted enough to train on.
+
+A slice is reliable when the final pseudo label PL3 (after SAM and the adaptation network) still agrees with
+the network's own first guess PL1: two models that see the slice differently reached the same mask, and a
+mask both of them would draw is less likely to be a hallucinated or missed lesion. Agreement is the Dice of
+PL1 and PL3 on the slice, with one decision this module makes for everyone:
+
+=========  =========  =========  ==============================================
+PL1        PL3        agreement  why
+=========  =========  =========  ==============================================
+tumor      tumor      Dice       normal case
+tumor      empty      0          SAM/AN removed what SS saw: they disagree
+empty      tumor      0          AN added a lesion SS did not see: they disagree
+empty      empty      1          they agree there is no tumor (never NaN)
+=========  =========  =========  ==============================================
+
+Both-empty slices are perfect agreements, so a threshold alone would accept every tumor-free slice of the
+unlabeled volumes and flood the next round with negatives; `select(accept_empty=False)` keeps them out.
+
+The score of a slice is the agreement alone by default (the paper's criterion). It can instead be a weighted
+mean of agreement, SAM's predicted IoU and the adaptation network's confidence:
+``score = sum(w_t * x_t) / sum(w_t)`` over the terms t whose value x_t is known on that slice. A term is
+unknown where its value is NaN -- SAM's IoU on a slice SAM was not prompted on (PL1 empty) -- and its weight
+is then left out of both sums, i.e. the other weights are renormalised. Agreement is always known and its
+weight must be positive, so the score is always defined and stays in [0, 1]. A term given a positive weight
+but not passed at all is an error, not a renormalisation: the configured formula would silently not be the
+one scored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+TERMS = ("agreement", "sam_iou", "an_confidence")
+RULES = ("threshold", "top_fraction")
+SCORE_COLUMNS = (
+    "case", "position", "pl1_pixels", "pl3_pixels", "both_empty", "agreement", "sam_iou", "an_confidence", "score",
+)
+
+
+def _dice(intersection: np.ndarray, total: np.ndarray) -> np.ndarray:
+    """2|A∩B| / (|A| + |B|), 1.0 where both masks are empty (see the module table)."""
+    intersection, total = np.asarray(intersection, dtype=np.float64), np.asarray(total, dtype=np.float64)
+    return np.where(total > 0, 2.0 * intersection / np.maximum(total, 1.0), 1.0)
+
+
+def agreement(a: np.ndarray, b: np.ndarray) -> float:
+    """Dice of two binary masks of one slice (any nonzero value is tumor); 1.0 when both are empty, 0.0 when
+    exactly one is."""
+    a, b = np.asarray(a).astype(bool, copy=False), np.asarray(b).astype(bool, copy=False)
+    if a.shape != b.shape:
+        raise ValueError(f"masks must have equal shapes, got {a.shape} and {b.shape}")
+    return float(_dice(np.count_nonzero(a & b), np.count_nonzero(a) + np.count_nonzero(b)))
+
+
+def _weights(weights: Mapping[str, float] | None) -> dict[str, float]:
+    """Every term's weight (0 for terms not named); None means agreement alone."""
+    weights = {"agreement": 1.0} if weights is None else dict(weights)
+    unknown = sorted(set(weights) - set(TERMS))
+    if unknown:
+        raise ValueError(f"unknown score terms {unknown}; known: {list(TERMS)}")
+    full = {term: float(weights.get(term, 0.0)) for term in TERMS}
+    if any(not math.isfinite(w) or w < 0 for w in full.values()):
+        raise ValueError(f"score weights must be finite and >= 0, got {full}")
+    if full["agreement"] <= 0:
+        raise ValueError("the agreement weight must be > 0: it is the one term known on every slice")
+    return full
+
+
+def _per_slice(name: str, values: dict | None, shapes: dict[int, int], clip: bool) -> dict[int, np.ndarray]:
+    """One float per slice of every case, NaN where unknown. SAM's IoU head is a regression and may stray a
+    little outside [0, 1], so it is clipped (`clip`); a confidence outside [0, 1] is a bug and is refused."""
+    if values is None:
+        return {case: np.full(n, np.nan) for case, n in shapes.items()}
+    if set(values) != set(shapes):
+        raise ValueError(f"{name} covers cases {sorted(values)}, the pseudo labels {sorted(shapes)}")
+    out = {}
+    for case, n in shapes.items():
+        v = np.asarray(values[case], dtype=np.float64).reshape(-1)
+        if len(v) != n:
+            raise ValueError(f"case {case}: {name} has {len(v)} values for {n} slices")
+        if clip:
+            v = np.clip(v, 0.0, 1.0)  # NaN stays NaN
+        elif np.any((v < 0) | (v > 1)):
+            raise ValueError(f"case {case}: {name} must lie in [0, 1] (or be NaN)")
+        out[case] = v
+    return out
+
+
+def score_slices(
+    pl1: dict[int, np.ndarray],
+    pl3: dict[int, np.ndarray],
+    sam_iou: dict[int, np.ndarray] | None = None,
+    an_confidence: dict[int, np.ndarray] | None = None,
+    weights: Mapping[str, float] | None = None,
+) -> pd.DataFrame:
+    """One row per slice of every case, sorted by (case, position), with the columns of `SCORE_COLUMNS`.
+
+    `pl1` and `pl3` map case -> (slices, H, W) mask of the same cases and shapes; `sam_iou` and
+    `an_confidence` map case -> (slices,) float, NaN where unknown. `weights` maps terms (`TERMS`) to weights,
+    terms not named weigh 0; None scores agreement alone. See the module docstring for the score."""
+    if set(pl1) != set(pl3):
+        raise ValueError(f"PL1 covers cases {sorted(pl1)}, PL3 {sorted(pl3)}")
+    w = _weights(weights)
+    for term, values in (("sam_iou", sam_iou), ("an_confidence", an_confidence)):
+        if w[term] > 0 and values is None:
+            raise ValueError(f"{term} has weight {w[term]} but was not given")
+    cases = sorted(int(c) for c in pl1)
+    frames = []
+    shapes = {}
+    for case in cases:
+        a, b = np.asarray(pl1[case]).astype(bool, copy=False), np.asarray(pl3[case]).astype(bool, copy=False)
+        if a.ndim != 3 or a.shape != b.shape:
+            raise ValueError(f"case {case}: PL1 {a.shape} and PL3 {b.shape} must be (slices, H, W) of equal shape")
+        shapes[case] = len(a)
+        n1, n3 = a.reshape(len(a), -1).sum(axis=1), b.reshape(len(b), -1).sum(axis=1)
+        both = (a & b).reshape(len(a), -1).sum(axis=1)
+        frames.append(pd.DataFrame({
+            "case": np.full(len(a), case, dtype=np.int64),
+            "position": np.arange(len(a), dtype=np.int64),
+            "pl1_pixels": n1.astype(np.int64),
+            "pl3_pixels": n3.astype(np.int64),
+            "both_empty": (n1 == 0) & (n3 == 0),
+            "agreement": _dice(both, n1 + n3),
+        }))
+    iou = _per_slice("sam_iou", sam_iou, shapes, clip=True)
+    confidence = _per_slice("an_confidence", an_confidence, shapes, clip=False)
+    if not frames:
+        dtypes = {"case": np.int64, "position": np.int64, "pl1_pixels": np.int64, "pl3_pixels": np.int64,
+                  "both_empty": bool}
+        return pd.DataFrame({c: pd.Series(dtype=dtypes.get(c, np.float64)) for c in SCORE_COLUMNS})
+    table = pd.concat(frames, ignore_index=True)
+    table["sam_iou"] = np.concatenate([iou[c] for c in cases])
+    table["an_confidence"] = np.concatenate([confidence[c] for c in cases])
+    terms = table[list(TERMS)].to_numpy(dtype=np.float64)
+    weight = np.where(np.isnan(terms), 0.0, np.array([w[t] for t in TERMS]))
+    table["score"] = (weight * np.nan_to_num(terms)).sum(axis=1) / weight.sum(axis=1)
+    return table[list(SCORE_COLUMNS)]
+
+
+def select(
+    scores: pd.DataFrame,
+    rule: str,
+    threshold: float | None,
+    fraction: float | None,
+    accept_empty: bool,
+) -> pd.DataFrame:
+    """A copy of `scores` (from `score_slices`) with a boolean `accepted` column.
+
+    Eligible slices are all slices, or, without `accept_empty`, those where PL1 or PL3 has tumor (a both-empty
+    slice would only add a negative). `rule="threshold"` accepts eligible slices with score >= `threshold`;
+    `rule="top_fraction"` accepts the floor(`fraction` * eligible) best-scored eligible slices -- never more than
+    the fraction asked for -- and breaks ties by (case, position), lowest first: arbitrary, but the same on
+    every run and machine. The parameter the rule does not use is ignored."""
+    if rule not in RULES:
+        raise ValueError(f"unknown selection rule {rule!r}; known: {list(RULES)}")
+    missing = sorted({"case", "position", "both_empty", "score"} - set(scores.columns))
+    if missing:
+        raise ValueError(f"scores lack the columns {missing}")
+    if scores.duplicated(["case", "position"]).any():
+        raise ValueError("scores hold a (case, position) more than once")
+    out = scores.copy()
+    eligible = np.ones(len(out), dtype=bool) if accept_empty else ~out["both_empty"].to_numpy(dtype=bool)
+    score = out["score"].to_numpy(dtype=np.float64)
+    eligible &= ~np.isnan(score)
+    if rule == "threshold":
+        if threshold is None or not math.isfinite(threshold):
+            raise ValueError(f"rule 'threshold' needs a finite threshold, got {threshold!r}")
+        out["accepted"] = eligible & (np.nan_to_num(score, nan=-np.inf) >= threshold)
+        return out
+    if fraction is None or not 0 < fraction <= 1:
+        raise ValueError(f"rule 'top_fraction' needs a fraction in (0, 1], got {fraction!r}")
+    candidates = out.loc[eligible, ["case", "position", "score"]]
+    n = math.floor(fraction * len(candidates) + 1e-9)  # 1e-9: 0.29 * 100 is 28.999... in floating point
+    ranked = candidates.sort_values(["score", "case", "position"], ascending=[False, True, True], kind="mergesort")
+    accepted = np.zeros(len(out), dtype=bool)
+    accepted[out.index.get_indexer(ranked.index[:n])] = True
+    out["accepted"] = accepted
+    return out
+
+
+@dataclass(frozen=True)
+class SelectSettings:
+    """Config `select` (documented in the config schema, which also holds the defaults: none here, so a key
+    missing from the config is an error rather than a silent default)."""
+
+    rule: str  # "threshold" or "top_fraction"
+    threshold: float | None  # minimum score, rule "threshold"
+    fraction: float | None  # share of eligible slices accepted, rule "top_fraction"
+    accept_empty: bool  # accept slices where PL1 and PL3 are both empty
+    agreement_weight: float
+    sam_iou_weight: float
+    an_confidence_weight: float
+
+    def __post_init__(self):
+        if self.rule not in RULES:
+            raise ValueError(f"select.rule must be one of {list(RULES)}, got {self.rule!r}")
+        if self.rule == "threshold" and (self.threshold is None or not 0 <= self.threshold <= 1):
+            raise ValueError(f"select.threshold must be in [0, 1] for rule 'threshold', got {self.threshold!r}")
+        if self.rule == "top_fraction" and (self.fraction is None or not 0 < self.fraction <= 1):
+            raise ValueError(f"select.fraction must be in (0, 1] for rule 'top_fraction', got {self.fraction!r}")
+        if not isinstance(self.accept_empty, bool):
+            raise ValueError(f"select.accept_empty must be true or false, got {self.accept_empty!r}")
+        _weights(self.weights)
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """The `weights` argument of `score_slices`."""
+        return {"agreement": self.agreement_weight, "sam_iou": self.sam_iou_weight,
+                "an_confidence": self.an_confidence_weight}
+
+    @classmethod
+    def from_config(cls, section: dict) -> "SelectSettings":
+        """From config["select"] (already filled with schema defaults): every key required, unknown keys
+        rejected -- a misspelt threshold silently ignored would change which slices are trained on."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown, missing = set(section) - names, names - set(section)
+        if unknown or missing:
+            raise KeyError(f"select settings: unknown {sorted(unknown)}, missing {sorted(missing)}")
+        return cls(**section)

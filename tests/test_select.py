@@ -1,0 +1,259 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from aslseg.select.expand import GROUND_TRUTH_ROUND, LIST_COLUMNS, expand, initial_list, summarize_list
+from aslseg.select.reliability import SCORE_COLUMNS, SelectSettings, agreement, score_slices, select
+
+
+def square(top=2, left=2, side=4, shape=(12, 12)) -> np.ndarray:
+    mask = np.zeros(shape, dtype=bool)
+    mask[top:top + side, left:left + side] = True
+    return mask
+
+
+# --- agreement -----------------------------------------------------------------------------------------------
+
+def test_agreement_of_identical_disjoint_and_partial_masks():
+    a = square()
+    assert agreement(a, a) == 1.0
+    assert agreement(a, square(top=7, left=7)) == 0.0
+    assert agreement(a, square(top=2, left=4)) == pytest.approx(2 * 8 / 32)  # half of each square overlaps
+
+
+def test_agreement_of_empty_masks_is_defined():
+    empty = np.zeros((12, 12), dtype=np.uint8)
+    assert agreement(empty, empty) == 1.0  # they agree there is no tumor; never NaN
+    assert agreement(square(), empty) == 0.0
+    assert agreement(empty, square()) == 0.0
+
+
+def test_agreement_treats_any_nonzero_value_as_tumor_and_checks_shapes():
+    assert agreement(square().astype(np.uint8) * 2, square()) == 1.0
+    with pytest.raises(ValueError):
+        agreement(square(), square(shape=(10, 10)))
+
+
+# --- score_slices --------------------------------------------------------------------------------------------
+
+def volumes():
+    """Case 4: identical, disjoint, both empty, PL1 only. Case 2: one half-overlapping slice."""
+    empty = np.zeros((12, 12), dtype=bool)
+    pl1 = {4: np.stack([square(), square(), empty, square()]), 2: square()[None]}
+    pl3 = {4: np.stack([square(), square(top=7, left=7), empty, empty]), 2: square(top=2, left=4)[None]}
+    return pl1, pl3
+
+
+def test_score_slices_rows_and_default_score_is_agreement():
+    table = score_slices(*volumes())
+    assert list(table.columns) == list(SCORE_COLUMNS)
+    assert list(zip(table["case"], table["position"])) == [(2, 0), (4, 0), (4, 1), (4, 2), (4, 3)]
+    assert table["agreement"].tolist() == pytest.approx([0.5, 1.0, 0.0, 1.0, 0.0])
+    assert table["score"].tolist() == table["agreement"].tolist()
+    assert table["both_empty"].tolist() == [False, False, False, True, False]
+    assert table["pl1_pixels"].tolist() == [16, 16, 16, 0, 16]
+    assert table["pl3_pixels"].tolist() == [16, 16, 16, 0, 0]
+    assert table["sam_iou"].isna().all() and table["an_confidence"].isna().all()
+    assert not table["score"].isna().any()
+
+
+def test_score_weights_and_renormalisation_of_unknown_terms():
+    pl1, pl3 = volumes()
+    iou = {4: np.array([0.5, 0.9, np.nan, 1.2]), 2: np.array([np.nan])}  # NaN: no prompt; 1.2 clipped to 1
+    confidence = {4: np.array([1.0, 0.5, 0.8, 0.2]), 2: np.array([0.9])}
+    table = score_slices(pl1, pl3, iou, confidence, weights={"agreement": 2, "sam_iou": 1, "an_confidence": 1})
+    expected = [
+        (2 * 0.5 + 0.9) / 3,  # no SAM IoU: agreement and confidence, weights 2 and 1
+        (2 * 1.0 + 0.5 + 1.0) / 4,
+        (2 * 0.0 + 0.9 + 0.5) / 4,
+        (2 * 1.0 + 0.8) / 3,
+        (2 * 0.0 + 1.0 + 0.2) / 4,
+    ]
+    assert table["score"].tolist() == pytest.approx(expected)
+    # A term with weight 0 is reported but does not score.
+    only_agreement = score_slices(pl1, pl3, iou, confidence, weights={"agreement": 1, "sam_iou": 0})
+    assert only_agreement["score"].tolist() == only_agreement["agreement"].tolist()
+    assert only_agreement["an_confidence"].tolist() == pytest.approx([0.9, 1.0, 0.5, 0.8, 0.2])
+
+
+def test_score_slices_rejects_bad_inputs():
+    pl1, pl3 = volumes()
+    with pytest.raises(ValueError, match="not given"):
+        score_slices(pl1, pl3, weights={"agreement": 1, "sam_iou": 1})
+    with pytest.raises(ValueError, match="agreement weight"):
+        score_slices(pl1, pl3, {4: np.ones(4), 2: np.ones(1)}, weights={"agreement": 0, "sam_iou": 1})
+    with pytest.raises(ValueError, match="unknown"):
+        score_slices(pl1, pl3, weights={"agreemnt": 1})
+    with pytest.raises(ValueError, match="cases"):
+        score_slices(pl1, {4: pl3[4]})
+    with pytest.raises(ValueError, match="slices"):
+        score_slices(pl1, pl3, an_confidence={4: np.ones(3), 2: np.ones(1)})
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        score_slices(pl1, pl3, an_confidence={4: np.full(4, 1.5), 2: np.ones(1)})
+
+
+# --- select --------------------------------------------------------------------------------------------------
+
+def scores(values, both_empty=None) -> pd.DataFrame:
+    """Slices (case, position) = (i // 3 + 1, i % 3) with the given scores."""
+    n = len(values)
+    return pd.DataFrame({
+        "case": [i // 3 + 1 for i in range(n)], "position": [i % 3 for i in range(n)],
+        "both_empty": both_empty or [False] * n, "score": values,
+    })
+
+
+def test_threshold_rule_includes_the_threshold_and_honours_accept_empty():
+    table = scores([0.9, 0.8, 0.79, 1.0], both_empty=[False, False, False, True])
+    chosen = select(table, "threshold", 0.8, None, accept_empty=False)
+    assert chosen["accepted"].tolist() == [True, True, False, False]
+    assert select(table, "threshold", 0.8, None, accept_empty=True)["accepted"].tolist() == [True, True, False, True]
+    assert "accepted" not in table.columns  # a copy
+
+
+def test_top_fraction_breaks_ties_by_case_and_position():
+    # Shuffled rows: the result must not depend on row order.
+    table = scores([0.5, 0.9, 0.9, 0.9, 0.1, 0.9]).sample(frac=1, random_state=3)
+    chosen = select(table, "top_fraction", None, 0.5, accept_empty=True)  # 3 of 6; four tie at 0.9
+    kept = sorted(zip(chosen.loc[chosen["accepted"], "case"], chosen.loc[chosen["accepted"], "position"]))
+    assert kept == [(1, 1), (1, 2), (2, 0)]  # (2, 2) loses the tie
+    again = select(scores([0.5, 0.9, 0.9, 0.9, 0.1, 0.9]), "top_fraction", None, 0.5, accept_empty=True)
+    assert sorted(zip(again.loc[again["accepted"], "case"], again.loc[again["accepted"], "position"])) == kept
+
+
+def test_top_fraction_counts_eligible_slices_only_and_never_exceeds_the_fraction():
+    table = scores([1.0, 1.0, 0.7, 0.6, 0.5], both_empty=[True, True, False, False, False])
+    chosen = select(table, "top_fraction", None, 0.5, accept_empty=False)  # floor(0.5 * 3) = 1
+    assert chosen["accepted"].tolist() == [False, False, True, False, False]
+    assert select(table, "top_fraction", None, 1.0, accept_empty=False)["accepted"].tolist() == [
+        False, False, True, True, True]
+    hundred = pd.DataFrame({"case": 1, "position": range(100), "both_empty": False, "score": np.linspace(0, 1, 100)})
+    assert select(hundred, "top_fraction", None, 0.29, accept_empty=True)["accepted"].sum() == 29
+
+
+def test_select_rejects_bad_rules_and_parameters():
+    table = scores([0.5])
+    with pytest.raises(ValueError, match="unknown selection rule"):
+        select(table, "best", 0.5, None, accept_empty=False)
+    with pytest.raises(ValueError, match="threshold"):
+        select(table, "threshold", None, 0.5, accept_empty=False)
+    with pytest.raises(ValueError, match="fraction"):
+        select(table, "top_fraction", 0.5, None, accept_empty=False)
+    with pytest.raises(ValueError, match="fraction"):
+        select(table, "top_fraction", None, 0.0, accept_empty=False)
+
+
+SECTION = dict(rule="threshold", threshold=0.8, fraction=0.5, accept_empty=False,
+               agreement_weight=1.0, sam_iou_weight=0.0, an_confidence_weight=0.0)
+
+
+def test_select_settings_from_config():
+    settings = SelectSettings.from_config(SECTION)
+    assert settings.threshold == 0.8 and settings.weights == {"agreement": 1.0, "sam_iou": 0.0, "an_confidence": 0.0}
+    with pytest.raises(KeyError, match="missing"):
+        SelectSettings.from_config({k: v for k, v in SECTION.items() if k != "threshold"})
+    with pytest.raises(KeyError, match="unknown"):
+        SelectSettings.from_config({**SECTION, "treshold": 0.7})
+    for bad in ({"rule": "best"}, {"threshold": 1.5}, {"rule": "top_fraction", "fraction": None},
+                {"agreement_weight": 0.0}, {"sam_iou_weight": -1.0}, {"accept_empty": "no"}):
+        with pytest.raises(ValueError):
+            SelectSettings.from_config({**SECTION, **bad})
+
+
+# --- labeled lists -------------------------------------------------------------------------------------------
+
+def round0() -> pd.DataFrame:
+    return initial_list({3: 4, 1: 2}, {1: "prepared/1/label.nii.gz", 3: "prepared/3/label.nii.gz"})
+
+
+def selection(rows) -> pd.DataFrame:
+    """rows: (case, position, score, accepted)."""
+    return pd.DataFrame(rows, columns=["case", "position", "score", "accepted"])
+
+
+def keys(df) -> list[tuple[int, int]]:
+    return list(zip(df["case"].astype(int), df["position"].astype(int)))
+
+
+def test_initial_list_covers_every_slice_of_the_labeled_volumes():
+    df = round0()
+    assert list(df.columns) == list(LIST_COLUMNS)
+    assert keys(df) == [(1, 0), (1, 1), (3, 0), (3, 1), (3, 2), (3, 3)]
+    assert set(df["source"]) == {"ground_truth"} and set(df["round_accepted"]) == {GROUND_TRUTH_ROUND}
+    assert df["score"].isna().all()
+    assert df.loc[df["case"] == 3, "label_file"].eq("prepared/3/label.nii.gz").all()
+    with pytest.raises(ValueError, match="label file"):
+        initial_list({1: 2, 2: 3}, {1: "a"})
+
+
+def test_expand_adds_accepted_slices_and_keeps_ground_truth_as_is():
+    before = round0()
+    after = expand(before, selection([(5, 0, 0.9, True), (5, 1, 0.4, False), (7, 2, 0.85, True)]), 0,
+                   {5: "r0/pl3/5.nii.gz", 7: "r0/pl3/7.nii.gz"}, forbidden_cases={8, 9})
+    assert keys(after) == keys(before) + [(5, 0), (7, 2)]
+    pd.testing.assert_frame_equal(after[after["source"] == "ground_truth"].reset_index(drop=True), before)
+    new = after[after["source"] == "pseudo"]
+    assert new["round_accepted"].tolist() == [0, 0]
+    assert new["score"].tolist() == [0.9, 0.85]
+    assert new["label_file"].tolist() == ["r0/pl3/5.nii.gz", "r0/pl3/7.nii.gz"]
+
+
+def test_expand_keeps_earlier_accepted_slices_and_never_duplicates():
+    first = expand(round0(), selection([(5, 0, 0.9, True)]), 0, {5: "r0/5"}, set())
+    # Round 1 rejects (5, 0) and accepts it again under another score: neither changes its row.
+    rejected = expand(first, selection([(5, 0, 0.1, False), (5, 1, 0.95, True)]), 1, {5: "r1/5"}, set())
+    reaccepted = expand(first, selection([(5, 0, 0.99, True), (5, 1, 0.95, True)]), 1, {5: "r1/5"}, set())
+    for after in (rejected, reaccepted):
+        assert not after.duplicated(["case", "position"]).any()
+        row = after[(after["case"] == 5) & (after["position"] == 0)].iloc[0]
+        assert (row["round_accepted"], row["score"], row["label_file"]) == (0, 0.9, "r0/5")
+        row = after[(after["case"] == 5) & (after["position"] == 1)].iloc[0]
+        assert (row["round_accepted"], row["score"], row["label_file"]) == (1, 0.95, "r1/5")
+    pd.testing.assert_frame_equal(rejected, reaccepted)
+
+
+def test_expand_refuses_test_val_and_ground_truth_cases():
+    with pytest.raises(ValueError, match="forbidden"):
+        expand(round0(), selection([(5, 0, 0.9, True), (8, 0, 0.9, True)]), 0, {5: "a", 8: "b"}, {8, 9})
+    with pytest.raises(ValueError, match="ground-truth"):
+        expand(round0(), selection([(3, 1, 0.9, True)]), 0, {3: "a"}, set())
+    # Rejected slices of such cases do no harm.
+    after = expand(round0(), selection([(8, 0, 0.1, False), (3, 1, 0.1, False)]), 0, {}, {8})
+    pd.testing.assert_frame_equal(after, round0())
+
+
+def test_expand_refuses_wrong_rounds_duplicates_and_missing_files():
+    first = expand(round0(), selection([(5, 0, 0.9, True)]), 1, {5: "r1/5"}, set())
+    with pytest.raises(ValueError, match="round 1 or later"):
+        expand(first, selection([(5, 1, 0.9, True)]), 1, {5: "r1/5"}, set())
+    with pytest.raises(ValueError, match="more than once"):
+        expand(round0(), selection([(5, 0, 0.9, True), (5, 0, 0.8, True)]), 0, {5: "a"}, set())
+    with pytest.raises(ValueError, match="no PL3 file"):
+        expand(round0(), selection([(5, 0, 0.9, True)]), 0, {6: "a"}, set())
+
+
+def test_expand_is_deterministic_and_survives_a_csv_round_trip(tmp_path):
+    rows = [(7, 2, 0.85, True), (5, 1, 0.8, True), (5, 0, 0.9, True), (6, 0, 0.2, False)]
+    files = {5: "r0/5", 7: "r0/7", 6: "r0/6"}
+    a = expand(round0(), selection(rows), 0, files, {9})
+    b = expand(round0(), selection(rows[::-1]), 0, files, {9})
+    pd.testing.assert_frame_equal(a, b)
+    path = tmp_path / "labeled.csv"
+    a.to_csv(path, index=False)
+    read = pd.read_csv(path)
+    assert read["score"].isna().sum() == 6  # ground truth: empty cells
+    c = expand(read, selection([(6, 0, 0.9, True)]), 1, {6: "r1/6"}, {9})
+    assert keys(c) == keys(a)[:6] + [(5, 0), (5, 1), (6, 0), (7, 2)]
+    assert c["round_accepted"].tolist() == [-1] * 6 + [0, 0, 1, 0]
+
+
+def test_summarize_list():
+    after = expand(round0(), selection([(5, 0, 0.9, True), (7, 2, 0.85, True)]), 0, {5: "a", 7: "b"}, set())
+    after = expand(after, selection([(5, 1, 0.9, True)]), 1, {5: "c"}, set())
+    assert summarize_list(after) == {
+        "slices": 9, "cases": 4,
+        "slices_by_source": {"ground_truth": 6, "pseudo": 3},
+        "cases_by_source": {"ground_truth": 2, "pseudo": 2},
+        "slices_by_round": {-1: 6, 0: 2, 1: 1},
+    }
+    assert summarize_list(round0())["slices_by_source"] == {"ground_truth": 6, "pseudo": 0}
