@@ -25,12 +25,18 @@ wildcard_constraints:
     samrun=r"[a-z_]+-[0-9a-f]{10}",
     embed=r"[0-9a-f]{10}",
     tune=r"[0-9a-f]{10}",
+    synth=r"[0-9a-f]{10}",
+    adapt=r"[0-9a-f]{10}",
+    adaptrun=r"none|[0-9a-f]{10}",
+    select=r"[0-9a-f]{10}",
 
 
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/ssl.smk"
 include: "rules/sam.smk"
+include: "rules/adapt.smk"
+include: "rules/select.smk"
 
 
 rule all:
@@ -38,5 +44,5 @@ rule all:
         data_summary=f"{RESULTS}/data/summary.csv",
         summary=f"{RESULTS}/summary.csv",
         splits=[split_path(config["data"]["split"]["labeled"], seed) for seed in config["seeds"]],
-        stage2=[f"{RESULTS}/stage2_summary.csv"] if STAGE2_ROWS else [],
+        pseudo_labels=[f"{RESULTS}/pseudo_label_summary.csv"] if LOOP_ROWS else [],
     default_target: True

@@ -16,7 +16,7 @@ from aslseg.config import ConfigError, validate_config
 
 # Sections an experiment may override; the rest (results_dir, seeds, targets, resources) are per run. Of
 # `data`, only the labeled fraction: every experiment must see the same prepared volumes and test set.
-OVERRIDABLE = ("data", "ssl", "sam", "loop")
+OVERRIDABLE = ("data", "ssl", "sam", "adapt", "select", "loop")
 DATA_OVERRIDABLE = {"split": {"labeled"}}
 
 

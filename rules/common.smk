@@ -100,11 +100,14 @@ def sam_tuning_settings(sam):
     return {"finetune": sam["finetune"], **{key: sam[key] for key in PROMPT_KEYS}}
 
 
-def sam_run_of(experiment):
-    """The SAM run of an experiment: "<prompt>-<hash>" (box+point is spelled box_point in paths)."""
-    sam = EXPERIMENTS[experiment]["sam"]
+def sam_run_name(sam):
+    """A SAM run: "<prompt>-<hash of every SAM setting>" (box+point is spelled box_point in paths)."""
     settings = {**sam_embedding_settings(sam), **sam_tuning_settings(sam), "prompt": sam["prompt"], "threshold": sam["threshold"]}
     return f"{sam['prompt'].replace('+', '_')}-{settings_key(settings)}"
+
+
+def sam_run_of(experiment):
+    return sam_run_name(EXPERIMENTS[experiment]["sam"])
 
 
 STAGE2_EXPERIMENTS = [name for name, settings in EXPERIMENTS.items() if settings["loop"]["rounds"] >= 1]
@@ -150,12 +153,11 @@ def holdout():
     return json.loads(Path(checkpoints.holdout.get().output[0]).read_text())
 
 
-def embed_shard_cases(shard):
-    """Train and val volumes (the slices Stage II ever prompts or fine-tunes on) of embedding shard `shard`;
-    test volumes are never embedded."""
+def embed_shard_cases(wildcards):
+    """Train and val volumes (the slices Stage II ever prompts or fine-tunes on) of one embedding shard; test
+    volumes are never embedded."""
     cases = sorted(holdout()["train"] + holdout()["val"])
-    shards = EMBEDDINGS[next(iter(EMBEDDINGS))]["shards"] if EMBEDDINGS else 1
-    return cases[int(shard) :: shards]
+    return cases[int(wildcards.shard) :: EMBEDDINGS[wildcards.embed]["shards"]]
 
 
 def embedding_files(sam):
@@ -181,21 +183,15 @@ def sam_finetune_inputs(wildcards):
     }
 
 
-def sam_decoder(wildcards):
-    """The fine-tuned decoder a SAM run uses ({} when sam.finetune.enabled is false: SAM zero-shot)."""
-    sam = SAM_RUNS[wildcards.samrun]
+def decoder_file(sam, labeled, seed):
+    """{"decoder": the fine-tuned decoder a SAM run uses}, or {} when sam.finetune.enabled is false (zero-shot)."""
     if not sam["finetune"]["enabled"]:
         return {}
-    labeled = f"{SSL_RUNS[wildcards.run]['labeled']:g}"
-    return {"decoder": f"{RESULTS}/sam/finetune/{tune_key(sam)}/labeled-{labeled}/seed-{wildcards.seed}/decoder.pt"}
+    return {"decoder": f"{RESULTS}/sam/finetune/{tune_key(sam)}/labeled-{labeled}/seed-{seed}/decoder.pt"}
 
 
-def stage2_dir(run, seed, samrun):
-    return f"{RESULTS}/ssl/{run}/seed-{seed}/sam-{samrun}"
-
-
-def pseudo_label_quality(experiment, seed):
-    return f"{stage2_dir(ssl_run(experiment), seed, sam_run_of(experiment))}/pseudo_label_quality.json"
+def sam_decoder(wildcards):
+    return decoder_file(SAM_RUNS[wildcards.samrun], f"{SSL_RUNS[wildcards.run]['labeled']:g}", wildcards.seed)
 
 
 def finetune_report(experiment, seed):
@@ -206,9 +202,105 @@ def finetune_report(experiment, seed):
     return f"{RESULTS}/sam/finetune/{tune_key(sam)}/labeled-{labeled}/seed-{seed}/val_prompt_dice.json"
 
 
-STAGE2_ROWS = [
-    {"experiment": e, "seed": s, "run": ssl_run(e), "sam_run": sam_run_of(e), "prompt": EXPERIMENTS[e]["sam"]["prompt"],
-     "quality": pseudo_label_quality(e, s), "finetune_report": finetune_report(e, s)}
+# ---- Stage III and selection ------------------------------------------------------------------------------
+# Synthetic pseudo-labels depend on the SAM run and the corruption settings; AN also on its training
+# settings; PL3 on AN and the PL2 it refines; the selection also on `select`. So editing select.threshold
+# redoes only the scoring and what follows, never SAM, AN or Stage I.
+ADAPT_TRAINING = ("inputs", "iterations", "batch_size", "lr", "weight_decay", "features", "foreground_fraction",
+                  "val_every", "rotate_deg", "scale", "intensity", "threshold")
+
+
+def synth_key(sam, adapt):
+    return settings_key(sam_run_name(sam), adapt["corruptions"], adapt["copies"])
+
+
+def adapt_run_name(sam, adapt):
+    """AN's name: a hash of its synthetic data and training settings, or "none" without AN (adapt.enabled
+    false: PL2 is scored as it is)."""
+    if not adapt["enabled"]:
+        return "none"
+    return settings_key(synth_key(sam, adapt), {key: adapt[key] for key in ADAPT_TRAINING})
+
+
+STAGE3 = {name: EXPERIMENTS[name] for name in STAGE2_EXPERIMENTS}
+SYNTHS = {synth_key(e["sam"], e["adapt"]): e for e in STAGE3.values() if e["adapt"]["enabled"]}
+ADAPTS = {adapt_run_name(e["sam"], e["adapt"]): e for e in STAGE3.values() if e["adapt"]["enabled"]}
+SELECTS = {settings_key(e["select"]): e["select"] for e in STAGE3.values()}
+
+
+def synthesis_inputs(wildcards):
+    """SAM (embeddings, decoder) and the images and tumor labels of the labeled volumes (training examples)
+    and val volumes (AN's validation): the labels a Stage I run of the same split may read."""
+    settings = SYNTHS[wildcards.synth]
+    split = json.loads(Path(tune_split_file(wildcards)).read_text())
+    cases = sorted(split["labeled"] + split["val"])
+    return {
+        **embedding_files(settings["sam"]),
+        **decoder_file(settings["sam"], wildcards.labeled, wildcards.seed),
+        "split": tune_split_file(wildcards),
+        "images": [prepared_image(c) for c in cases],
+        "labels": [prepared_label(c) for c in cases],
+    }
+
+
+def adapt_train_inputs(wildcards):
+    settings = ADAPTS[wildcards.adapt]
+    split = json.loads(Path(tune_split_file(wildcards)).read_text())
+    cases = sorted(split["labeled"] + split["val"])
+    key = synth_key(settings["sam"], settings["adapt"])
+    return {
+        "synthetic": f"{RESULTS}/adapt/synthetic/{key}/labeled-{wildcards.labeled}/seed-{wildcards.seed}/synthetic.npz",
+        "split": tune_split_file(wildcards),
+        "images": [prepared_image(c) for c in cases],
+        "labels": [prepared_label(c) for c in cases],
+    }
+
+
+def stage2_dir(run, seed, samrun):
+    return f"{RESULTS}/ssl/{run}/seed-{seed}/sam-{samrun}"
+
+
+def stage3_dir(run, seed, samrun, adaptrun):
+    return f"{stage2_dir(run, seed, samrun)}/adapt-{adaptrun}"
+
+
+def pseudo_label_3(wildcards, shard):
+    """PL3 of a shard: AN's refinement of PL2, or PL2 itself without AN."""
+    if wildcards.adaptrun == "none":
+        return f"{stage2_dir(wildcards.run, wildcards.seed, wildcards.samrun)}/pl2/shard-{shard}.npz"
+    return f"{stage3_dir(wildcards.run, wildcards.seed, wildcards.samrun, wildcards.adaptrun)}/pl3/shard-{shard}.npz"
+
+
+def selection_dir(experiment, seed):
+    settings = EXPERIMENTS[experiment]
+    samrun = sam_run_name(settings["sam"])
+    adaptrun = adapt_run_name(settings["sam"], settings["adapt"])
+    return f"{stage3_dir(ssl_run(experiment), seed, samrun, adaptrun)}/select-{settings_key(settings['select'])}"
+
+
+def adapt_report(experiment, seed):
+    settings = EXPERIMENTS[experiment]
+    if not settings["adapt"]["enabled"]:
+        return None
+    labeled = f"{settings['data']['split']['labeled']:g}"
+    return f"{RESULTS}/adapt/model/{adapt_run_name(settings['sam'], settings['adapt'])}/labeled-{labeled}/seed-{seed}/report.json"
+
+
+def selection_inputs(wildcards):
+    """PL1, PL3 (or PL2 without AN) and SAM's per-component table of every shard of one round's selection."""
+    shard_files = lambda pattern: [pattern.format(shard=k) for k in SHARDS]
+    base = stage2_dir(wildcards.run, wildcards.seed, wildcards.samrun)
+    return {
+        "pl1": shard_files(f"{RESULTS}/ssl/{wildcards.run}/seed-{wildcards.seed}/pl1/shard-{{shard}}.npz"),
+        "pl3": [pseudo_label_3(wildcards, k) for k in SHARDS],
+        "components": shard_files(f"{base}/pl2/shard-{{shard}}.csv"),
+    }
+
+
+LOOP_ROWS = [
+    {"experiment": e, "seed": s, "run": ssl_run(e), "prompt": EXPERIMENTS[e]["sam"]["prompt"],
+     "quality": f"{selection_dir(e, s)}/pseudo_label_quality.json", "finetune_report": finetune_report(e, s),
+     "adapt_report": adapt_report(e, s), "labeled_list": f"{selection_dir(e, s)}/labeled_round-1.csv"}
     for e in config["targets"] if e in STAGE2_EXPERIMENTS for s in config["seeds"]
 ]
 

@@ -11,7 +11,7 @@ rule sam_embed:
     input:
         unpack(sam_weights),
         holdout=f"{RESULTS}/data/splits/holdout.json",
-        images=lambda wildcards: [prepared_image(case) for case in embed_shard_cases(wildcards.shard)],
+        images=lambda wildcards: [prepared_image(case) for case in embed_shard_cases(wildcards)],
         code=package_code("sam/model.py", "sam/embeddings.py", "prepared.py", "io.py"),
     output:
         embeddings=f"{RESULTS}/sam/embeddings/{{embed}}/shard-{{shard}}.npy",
@@ -100,43 +100,3 @@ rule sam_predict:
         ENV
     script:
         "../workflow_scripts/sam_predict.py"
-
-
-rule evaluate_pseudo_labels:
-    """(Evaluation only: reads the unlabeled volumes' hidden tumor labels.) Dice of Pseudo Labels 1 and 2
-    against the ground truth on the unlabeled slices, and lesion-level misses and false positives of each."""
-    input:
-        pl1=expand(f"{RESULTS}/ssl/{{{{run}}}}/seed-{{{{seed}}}}/pl1/shard-{{shard}}.npz", shard=SHARDS),
-        pl2=expand(f"{RESULTS}/ssl/{{{{run}}}}/seed-{{{{seed}}}}/sam-{{{{samrun}}}}/pl2/shard-{{shard}}.npz", shard=SHARDS),
-        labels=lambda wildcards: [prepared_label(case) for case in run_split(wildcards)["unlabeled"]],
-        images=lambda wildcards: [prepared_image(case) for case in run_split(wildcards)["unlabeled"]],
-        code=package_code("metrics.py", "sam/quality.py", "prepared.py", "io.py"),
-    output:
-        f"{RESULTS}/ssl/{{run}}/seed-{{seed}}/sam-{{samrun}}/pseudo_label_quality.json",
-    log:
-        f"{LOGS}/evaluate_pseudo_labels/{{run}}_seed-{{seed}}_sam-{{samrun}}.log",
-    threads: 1
-    resources:
-        **job_resources("data"),
-    conda:
-        ENV
-    script:
-        "../workflow_scripts/evaluate_pseudo_labels.py"
-
-
-rule stage2_summary:
-    """One row per Stage II experiment x seed: Dice of PL1 and PL2 on the unlabeled slices, lesion counts,
-    and SAM's zero-shot vs fine-tuned val Dice."""
-    input:
-        lambda wildcards: [path for row in STAGE2_ROWS for path in (row["quality"], row["finetune_report"]) if path],
-    output:
-        report(f"{RESULTS}/stage2_summary.csv", caption="../docs/report/stage2_summary.rst", category="Results"),
-    params:
-        rows=lambda wildcards: STAGE2_ROWS,
-    log:
-        f"{LOGS}/stage2_summary.log",
-    localrule: True
-    conda:
-        ENV
-    script:
-        "../workflow_scripts/stage2_summary.py"

@@ -1,5 +1,7 @@
-"""Stage II in a real snakemake run on a tiny phantom with the real LiteMedSAM weights: embeddings once per
-slice, decoder fine-tuning, prompts and Pseudo Label 2 from Pseudo Label 1, and what reruns when."""
+"""Stages II and III of round 0 in a real snakemake run on a tiny phantom with the real LiteMedSAM weights:
+embeddings once per slice, decoder fine-tuning, prompts and Pseudo Label 2 from Pseudo Label 1, synthetic
+pseudo-labels, the adaptation network and Pseudo Label 3, reliability scores, round 1's labeled list, and
+what reruns when."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ pytestmark = pytest.mark.workflow
 # Few, thick slices: every slice of the train and val volumes is embedded (~1 s each on this CPU).
 TINY_STAGE2 = {
     **TINY_SSL,
-    "targets": ["supervised", "aslseg", "aslseg_point"],
+    "targets": ["supervised", "aslseg", "aslseg_point", "aslseg_no_adapt"],
     "seeds": [0],
     "data": {
         "size": 32,
@@ -29,6 +31,8 @@ TINY_STAGE2 = {
     },
     "resources": {"infer": {"shards": 2}},
     "sam": {"finetune": {"iterations": 3, "batch_size": 2}},
+    "adapt": {"iterations": 4, "batch_size": 2, "features": [4, 4, 8, 8, 16, 4], "val_every": 2},
+    "select": {"threshold": 0.5},
 }
 
 
@@ -73,32 +77,63 @@ def test_every_slice_of_the_train_and_val_volumes_is_embedded_exactly_once(stage
 
 def test_pseudo_label_2_follows_the_prompts_of_pseudo_label_1(stage2_run):
     results = stage2_run / "results"
-    summary = pd.read_csv(results / "stage2_summary.csv")
-    assert sorted(summary["experiment"]) == ["aslseg", "aslseg_point"]
-    assert summary["run"].nunique() == 1  # both prompt types refine the same Stage I model's PL1
-    row = summary.set_index("experiment").loc["aslseg"]
-    folder = results / f"ssl/{row['run']}/seed-0/sam-{row['sam_run']}"
+    summary = pd.read_csv(results / "pseudo_label_summary.csv")
+    assert sorted(summary["experiment"]) == ["aslseg", "aslseg_no_adapt", "aslseg_point"]
+    assert summary["run"].nunique() == 1  # every variant refines the same Stage I model's PL1
+    run = summary["run"].iloc[0]
+    folder = next(results.glob(f"ssl/{run}/seed-0/sam-box-*"))
     for shard in (0, 1):
         prompts = json.loads((folder / f"prompts/shard-{shard}.json").read_text())
         components = pd.read_csv(folder / f"pl2/shard-{shard}.csv")
         assert len(components) == prompts["n_prompts"]
         with np.load(folder / f"pl2/shard-{shard}.npz") as pl2, np.load(
-            results / f"ssl/{row['run']}/seed-0/pl1/shard-{shard}.npz"
+            results / f"ssl/{run}/seed-0/pl1/shard-{shard}.npz"
         ) as pl1:
-            assert sorted(pl2.files) == sorted(key for key in pl1.files if key.startswith("mask_"))
+            masks = sorted(key for key in pl2.files if key.startswith("mask_"))
+            assert masks == sorted(key for key in pl1.files if key.startswith("mask_"))
             prompted = {(entry["case"], entry["position"]) for entry in prompts["slices"]}
-            for key in pl2.files:
+            for key in masks:
                 case = int(key.split("_")[1])
                 assert pl2[key].shape == pl1[key].shape
                 for position in range(len(pl2[key])):
                     if (case, position) not in prompted:  # no PL1 component: no prompt, empty PL2
                         assert not pl2[key][position].any()
-    quality = json.loads((folder / "pseudo_label_quality.json").read_text())
-    assert quality["pl1"]["dice"] is not None and "pl2" in quality
     report = json.loads(next(results.glob("sam/finetune/*/labeled-0.2/seed-0/val_prompt_dice.json")).read_text())
     assert set(report["zero_shot"]) == {"box", "point", "multipoint", "box+point"}
     decoder = torch.load(next(results.glob("sam/finetune/*/labeled-0.2/seed-0/decoder.pt")), weights_only=True)
     assert decoder["decoder_state"] and decoder["sam"]["finetune"]["iterations"] == 3
+
+
+def test_stage3_refines_scores_and_expands_the_labeled_list(stage2_run):
+    results = stage2_run / "results"
+    split = json.loads((results / "data/splits/labeled-0.2/seed-0.json").read_text())
+    synthetic = np.load(next(results.glob("adapt/synthetic/*/labeled-0.2/seed-0/synthetic.npz")))
+    n_labeled_slices = sum(len(np.load(results / f"data/prepared/labels/case-{c}.npz")["tumor"]) for c in split["labeled"])
+    assert len(synthetic["train_pl2"]) == 2 * n_labeled_slices  # adapt.copies
+    assert set(synthetic["train_case"]) == set(split["labeled"]) and set(synthetic["val_case"]) == set(split["val"])
+    report = json.loads(next(results.glob("adapt/model/*/labeled-0.2/seed-0/report.json")).read_text())
+    assert 0 <= report["val_dice_an"] <= 1 and 0 <= report["val_dice_pl2"] <= 1
+    qualities = list(results.glob("ssl/*/seed-0/sam-*/adapt-*/select-*/pseudo_label_quality.json"))
+    assert len(qualities) == 3
+    for path in qualities:
+        quality = json.loads(path.read_text())
+        assert all(0 <= quality[name]["dice"] <= 1 for name in ("pl1", "pl2", "pl3"))  # unlabeled volumes hold tumor
+        assert quality["selection"]["accepted_slices"] == quality["n_accepted_slices"]
+    for listed_path in results.glob("ssl/*/seed-0/sam-*/adapt-*/select-*/labeled_round-1.csv"):
+        listed = pd.read_csv(listed_path)
+        scores = pd.read_csv(listed_path.with_name("scores.csv"))
+        assert not listed.duplicated(["case", "position"]).any()
+        truth = listed[listed["source"] == "ground_truth"]
+        assert len(truth) == n_labeled_slices and set(truth["case"]) == set(split["labeled"])
+        pseudo = listed[listed["source"] == "pseudo"]
+        assert set(pseudo["case"]) <= set(split["unlabeled"])  # never a test or val slice
+        assert len(pseudo) == scores["accepted"].sum() and (pseudo["round_accepted"] == 0).all()
+        assert len(scores) == sum(len(np.load(results / f"data/prepared/images/case-{c}.npz")["image"])
+                                  for c in split["unlabeled"])
+    # Without AN, PL2 is scored as it is and is the label of the accepted slices.
+    no_adapt = pd.read_csv(next(results.glob("ssl/*/seed-0/sam-box-*/adapt-none/select-*/labeled_round-1.csv")))
+    assert all("/pl2/" in path for path in no_adapt.query("source == 'pseudo'")["label_file"])
+    assert not list(results.glob("ssl/*/seed-0/sam-*/adapt-none/pl3"))
 
 
 def test_nothing_reruns_and_loop_or_ssl_edits_never_re_embed(stage2_run):
@@ -109,6 +144,11 @@ def test_nothing_reruns_and_loop_or_ssl_edits_never_re_embed(stage2_run):
     assert "sam_prompts" in prompt_edit and not {"sam_embed", "ssl_train"} & set(prompt_edit)
     assert "sam_embed" not in planned_jobs(stage2_run, changed(**{"loop.rounds": 3}))
     assert "sam_embed" not in planned_jobs(stage2_run, changed(**{"sam.finetune.iterations": 4}))
+    threshold_edit = planned_jobs(stage2_run, changed(**{"select.threshold": 0.9}))
+    assert "score" in threshold_edit and "expand_labels" in threshold_edit
+    assert not {"sam_embed", "sam_finetune", "adapt_synthesize", "adapt_train", "adapt_refine", "ssl_train"} & set(threshold_edit)
+    adapt_edit = planned_jobs(stage2_run, changed(**{"adapt.iterations": 5}))
+    assert "adapt_train" in adapt_edit and not {"adapt_synthesize", "sam_predict", "ssl_train"} & set(adapt_edit)
 
 
 def test_a_missing_sam_checkpoint_stops_before_any_job(stage2_run):

@@ -1,11 +1,13 @@
 """Rule evaluate_pseudo_labels (reads the unlabeled volumes' hidden labels: evaluation only): Dice and lesion
-counts of Pseudo Labels 1 and 2 against the ground truth."""
+counts of PL1, PL2 and PL3 against the ground truth, on all, prompted, accepted and rejected slices, and the
+precision of the selection."""
 
 import numpy as np
+import pandas as pd
 
+from aslseg.diagnostics import pseudo_label_quality, selection_precision
 from aslseg.io import write_json
 from aslseg.prepared import PreparedFiles
-from aslseg.sam.quality import pseudo_label_quality
 from aslseg.workflow import job_logging
 
 
@@ -20,12 +22,21 @@ def masks_of(paths: list[str]) -> dict[int, np.ndarray]:
 with job_logging(snakemake) as log:
     files = PreparedFiles(snakemake.input.images, snakemake.input.labels)
     volumes = {case: files.volume(case) for case in sorted(files.images)}
-    quality = pseudo_label_quality(
-        {case: volume.tumor for case, volume in volumes.items()},
-        {"pl1": masks_of(snakemake.input.pl1), "pl2": masks_of(snakemake.input.pl2)},
-        {case: volume.spacing for case, volume in volumes.items()},
-    )
+    truth = {case: volume.tumor for case, volume in volumes.items()}
+    labels = {name: masks_of(getattr(snakemake.input, name)) for name in ("pl1", "pl2", "pl3")}
+    scores = pd.read_csv(snakemake.input.scores)
+    accepted = {case: np.zeros(len(t), dtype=bool) for case, t in truth.items()}
+    for row in scores[scores["accepted"]].itertuples():
+        accepted[row.case][row.position] = True
+    subsets = {
+        "prompted": {case: labels["pl1"][case].reshape(len(t), -1).any(axis=1) for case, t in truth.items()},
+        "accepted": accepted,
+        "rejected": {case: ~rows for case, rows in accepted.items()},
+    }
+    quality = pseudo_label_quality(truth, labels, {case: v.spacing for case, v in volumes.items()}, subsets)
+    quality["selection"] = selection_precision(truth, labels["pl3"], accepted)
     write_json(snakemake.output[0], quality)
-    for name in ("pl1", "pl2"):
-        log.info("%s: Dice %s (prompted slices %s), missed %d, false-positive lesions %d", name, quality[name]["dice"],
-                 quality[name]["dice_prompted_slices"], quality[name]["missed_lesions"], quality[name]["false_positive_lesions"])
+    for name in labels:
+        log.info("%s: Dice %s (accepted slices %s), missed %d, false-positive lesions %d", name, quality[name]["dice"],
+                 quality[name]["dice_accepted"], quality[name]["missed_lesions"], quality[name]["false_positive_lesions"])
+    log.info("selection: %s", quality["selection"])

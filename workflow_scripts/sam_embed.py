@@ -5,15 +5,14 @@ import torch
 
 from aslseg.prepared import case_id_of
 from aslseg.sam.embeddings import write_shard
-from aslseg.sam.model import load_sam
+from aslseg.sam.model import load_configured_sam
 from aslseg.ssl.network import default_device
 from aslseg.workflow import job_logging
 
 with job_logging(snakemake) as log:
     torch.set_num_threads(snakemake.threads)
     sam = snakemake.params.sam
-    model = load_sam(sam["backend"], sam["model_type"], sam["checkpoint"], device=default_device(),
-                     input_norm=sam["input_norm"])
+    model = load_configured_sam(sam, default_device())
     paths = sorted(snakemake.input.images, key=case_id_of)
     slices = {}
     for path in paths:

@@ -10,7 +10,7 @@ from aslseg.io import atomic_path, write_json
 from aslseg.prepared import PreparedFiles
 from aslseg.sam.embeddings import EmbeddingStore
 from aslseg.sam.finetune import FinetuneSettings, finetune, prompt_dice
-from aslseg.sam.model import load_sam
+from aslseg.sam.model import load_configured_sam
 from aslseg.sam.prompts import PROMPT_TYPES
 from aslseg.ssl.network import default_device
 from aslseg.workflow import job_logging
@@ -42,7 +42,7 @@ with job_logging(snakemake) as log:
     train_embeddings, train_masks = tumor_slices(store, files, split["labeled"])
     val_embeddings, val_masks = tumor_slices(store, files, split["val"])
     log.info("%d labeled and %d val slices with tumor", len(train_masks), len(val_masks))
-    model = load_sam(sam["backend"], sam["model_type"], sam["checkpoint"], device=default_device())
+    model = load_configured_sam(sam, default_device())
 
     def val_dice() -> dict:
         return {

@@ -365,3 +365,13 @@ def _one_prompt_per_image(
     masks = torch.einsum("nc,nchw->nhw", weights, upscaled)
     iou = decoder.iou_prediction_head(hs[:, 0])[:, 0]
     return masks, iou
+
+
+def load_configured_sam(sam: dict, device: str | torch.device, decoder: str | Path | None = None) -> SamModel:
+    """The SAM that config section `sam` names, with the fine-tuned decoder saved by rule sam_finetune when
+    `decoder` is given (zero-shot otherwise)."""
+    model = load_sam(sam["backend"], sam["model_type"], sam["checkpoint"], device=device,
+                     input_norm=sam.get("input_norm", "auto"))
+    if decoder is not None:
+        model.load_decoder_state(torch.load(decoder, map_location="cpu", weights_only=True)["decoder_state"])
+    return model

@@ -1,0 +1,76 @@
+"""(Evaluation only: reads hidden tumor labels.) How good a round's pseudo labels are on the unlabeled
+volumes, and how good its selection is: Dice of PL1, PL2 and PL3 against the ground truth pooled over all
+slices and over slice subsets (prompted, accepted, rejected), 3D lesion-level misses and false positives of
+each, and the precision of the selection. These show which stage removes (or adds) misdetections -- SAM grows
+under-segmented lesions but cannot delete a false-positive component; AN and the thresholding should."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from aslseg.metrics import lesion_metrics
+
+# An accepted slice counts as correctly accepted when its pseudo label's Dice with the ground truth reaches
+# this (or both are empty): a fixed yardstick, independent of the configured select.threshold.
+CORRECT_SLICE_DICE = 0.5
+
+
+def pooled_dice(intersection: int, predicted: int, truth: int) -> float | None:
+    """2|P∩G| / (|P| + |G|), None when both are empty (undefined, not perfect)."""
+    total = predicted + truth
+    return float(2 * intersection / total) if total else None
+
+
+def _slice_dice(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """Dice per slice of (S, H, W) masks; 1.0 where both are empty."""
+    inter = (pred & gt).sum(axis=(1, 2))
+    total = pred.sum(axis=(1, 2)) + gt.sum(axis=(1, 2))
+    return np.where(total > 0, 2 * inter / np.maximum(total, 1), 1.0)
+
+
+def pseudo_label_quality(
+    truth: dict[int, np.ndarray],
+    labels: dict[str, dict[int, np.ndarray]],
+    spacing: dict[int, tuple],
+    subsets: dict[str, dict[int, np.ndarray]] | None = None,
+) -> dict:
+    """`labels` maps a pseudo-label name (pl1, pl2, pl3) to {case: (slices, H, W) mask}; `truth` holds the
+    same cases' tumor ground truth; `subsets` maps a subset name to {case: (slices,) bool}. Returns per
+    pseudo label: pooled Dice over all slices and over each subset, and lesion counts (26-connected, 3D)."""
+    subsets = subsets or {}
+    result = {"n_cases": len(truth), "n_slices": int(sum(len(t) for t in truth.values()))}
+    result.update({f"n_{name}_slices": int(sum(s.sum() for s in subset.values())) for name, subset in subsets.items()})
+    for name, masks in labels.items():
+        counts = {subset: np.zeros(3, dtype=np.int64) for subset in ["all", *subsets]}
+        lesions = {"gt_lesions": 0, "pred_lesions": 0, "detected_lesions": 0, "true_pred_lesions": 0, "fp_volume_ml": 0.0}
+        for case, gt in truth.items():
+            pred, gt = masks[case].astype(bool), gt.astype(bool)
+            if pred.shape != gt.shape:
+                raise ValueError(f"case {case}: {name} has shape {pred.shape}, the ground truth {gt.shape}")
+            on = {"all": np.ones(len(gt), dtype=bool), **{s: subsets[s][case] for s in subsets}}
+            for subset, rows in on.items():
+                counts[subset] += [np.count_nonzero(pred[rows] & gt[rows]), pred[rows].sum(), gt[rows].sum()]
+            for key, value in lesion_metrics(pred, gt, spacing[case]).items():
+                lesions[key] += value
+        result[name] = {
+            "dice": pooled_dice(*counts["all"]),
+            **{f"dice_{subset}": pooled_dice(*counts[subset]) for subset in subsets},
+            "missed_lesions": lesions["gt_lesions"] - lesions["detected_lesions"],
+            "false_positive_lesions": lesions["pred_lesions"] - lesions["true_pred_lesions"],
+            **lesions,
+        }
+    return result
+
+
+def selection_precision(truth: dict[int, np.ndarray], label: dict[int, np.ndarray], accepted: dict[int, np.ndarray]) -> dict:
+    """Of the accepted slices, how many carry a pseudo label that is right (slice Dice with the ground truth
+    >= CORRECT_SLICE_DICE, both-empty counting as right), and how many of them hold tumor at all."""
+    right = n = with_tumor = 0
+    for case, gt in truth.items():
+        rows = accepted[case]
+        gt_rows = gt[rows].astype(bool)
+        right += int((_slice_dice(label[case][rows].astype(bool), gt_rows) >= CORRECT_SLICE_DICE).sum())
+        n += int(rows.sum())
+        with_tumor += int(gt_rows.any(axis=(1, 2)).sum())
+    return {"accepted_slices": n, "accepted_with_tumor": with_tumor, "correct_accepted": right,
+            "selection_precision": right / n if n else None}

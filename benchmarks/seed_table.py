@@ -1,0 +1,42 @@
+"""Test metrics per experiment as mean ± sd over run seeds (each seed redraws the labeled volumes), the
+per-seed Dice beside them, and the wall time and peak memory of each experiment's ssl_train.
+
+    .venv/bin/python benchmarks/seed_table.py [--results results]
+
+Reads results/summary.csv and Snakemake's benchmark files; prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+METRICS = ["dice", "jaccard", "hd95_mm", "asd_mm", "lesion_sensitivity", "lesion_precision", "fp_volume_ml_tumor_free"]
+
+
+def seed_table(results: Path) -> pd.DataFrame:
+    summary = pd.read_csv(results / "summary.csv")
+    rows = []
+    for experiment, runs in summary.groupby("experiment", sort=False):
+        row = {"experiment": experiment, "seeds": len(runs)}
+        for metric in METRICS:
+            row[metric] = f"{runs[metric].mean():.3f} ± {runs[metric].std(ddof=0):.3f}"
+        row["dice per seed"] = " / ".join(f"{d:.3f}" for d in runs.sort_values("seed")["dice"])
+        times = [pd.read_csv(path, sep="\t").iloc[0] for run, seed in zip(runs["run"], runs["seed"])
+                 for path in [results / "benchmarks/ssl_train" / f"{run}_seed-{seed}.tsv"] if path.is_file()]
+        row["ssl_train s (median)"] = f"{pd.Series([t['s'] for t in times]).median():.0f}" if times else ""
+        row["peak RSS GB"] = f"{max(t['max_rss'] for t in times) / 1024:.2f}" if times else ""
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--results", type=Path, default=Path("results"))
+    print(seed_table(parser.parse_args().results).to_markdown(index=False))
+
+
+if __name__ == "__main__":
+    main()

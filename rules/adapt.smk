@@ -1,0 +1,78 @@
+# Stage III: the adaptation network AN(.). Synthetic pseudo-labels on the labeled slices (ground truth
+# corrupted the way SS(.) errs, prompted through the same SAM) train AN(image ⊕ PL2) -> ground truth; AN then
+# refines each PL2 shard into Pseudo Label 3.
+
+
+rule adapt_synthesize:
+    """Synthetic PL1 (corrupted ground truth) and PL2 (SAM's masks for its prompts) for the labeled volumes'
+    slices (AN's training set) and the val volumes' slices (its validation set)."""
+    input:
+        unpack(synthesis_inputs),
+        code=package_code("adapt/corruptions.py", "adapt/synthesis.py", "sam", "prepared.py", "io.py"),
+    output:
+        synthetic=f"{RESULTS}/adapt/synthetic/{{synth}}/labeled-{{labeled}}/seed-{{seed}}/synthetic.npz",
+        summary=f"{RESULTS}/adapt/synthetic/{{synth}}/labeled-{{labeled}}/seed-{{seed}}/synthetic.json",
+    params:
+        sam=lambda wildcards: SYNTHS[wildcards.synth]["sam"],
+        corruptions=lambda wildcards: SYNTHS[wildcards.synth]["adapt"]["corruptions"],
+        copies=lambda wildcards: SYNTHS[wildcards.synth]["adapt"]["copies"],
+    log:
+        f"{LOGS}/adapt_synthesize/{{synth}}_labeled-{{labeled}}_seed-{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/adapt_synthesize/{{synth}}_labeled-{{labeled}}_seed-{{seed}}.tsv"
+    threads: job_threads("infer")
+    resources:
+        **job_resources("infer", gpu=True),
+    conda:
+        ENV
+    script:
+        "../workflow_scripts/adapt_synthesize.py"
+
+
+rule adapt_train:
+    """Train AN on the labeled volumes' synthetic pseudo-labels; report its val Dice against that of the
+    synthetic PL2 it starts from."""
+    input:
+        unpack(adapt_train_inputs),
+        code=package_code("adapt", "ssl", "prepared.py", "io.py"),
+    output:
+        model=f"{RESULTS}/adapt/model/{{adapt}}/labeled-{{labeled}}/seed-{{seed}}/model.pt",
+        report=f"{RESULTS}/adapt/model/{{adapt}}/labeled-{{labeled}}/seed-{{seed}}/report.json",
+    params:
+        adapt=lambda wildcards: {key: ADAPTS[wildcards.adapt]["adapt"][key] for key in ADAPT_TRAINING},
+    log:
+        f"{LOGS}/adapt_train/{{adapt}}_labeled-{{labeled}}_seed-{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/adapt_train/{{adapt}}_labeled-{{labeled}}_seed-{{seed}}.tsv"
+    threads: job_threads("train")
+    resources:
+        **job_resources("train", gpu=True),
+    conda:
+        ENV
+    script:
+        "../workflow_scripts/adapt_train.py"
+
+
+rule adapt_refine:
+    """Pseudo Label 3 for one shard: AN(image ⊕ PL2 [⊕ SAM probability ⊕ PL1])."""
+    input:
+        model=lambda wildcards: f"{RESULTS}/adapt/model/{wildcards.adaptrun}/labeled-{SSL_RUNS[wildcards.run]['labeled']:g}/seed-{wildcards.seed}/model.pt",
+        pl2=f"{RESULTS}/ssl/{{run}}/seed-{{seed}}/sam-{{samrun}}/pl2/shard-{{shard}}.npz",
+        pl1=f"{RESULTS}/ssl/{{run}}/seed-{{seed}}/pl1/shard-{{shard}}.npz",
+        images=lambda wildcards: [
+            prepared_image(case) for case in shard_cases(wildcards.shard, run_split(wildcards)["unlabeled"])
+        ],
+        code=package_code("adapt", "ssl", "prepared.py", "io.py"),
+    output:
+        f"{RESULTS}/ssl/{{run}}/seed-{{seed}}/sam-{{samrun}}/adapt-{{adaptrun}}/pl3/shard-{{shard}}.npz",
+    log:
+        f"{LOGS}/adapt_refine/{{run}}_seed-{{seed}}_sam-{{samrun}}_adapt-{{adaptrun}}_shard-{{shard}}.log",
+    benchmark:
+        f"{BENCHMARKS}/adapt_refine/{{run}}_seed-{{seed}}_sam-{{samrun}}_adapt-{{adaptrun}}_shard-{{shard}}.tsv"
+    threads: job_threads("infer")
+    resources:
+        **job_resources("infer", gpu=True),
+    conda:
+        ENV
+    script:
+        "../workflow_scripts/adapt_refine.py"
