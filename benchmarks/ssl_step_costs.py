@@ -1,0 +1,50 @@
+"""Seconds per training iteration of each SS(.) method at the default settings on the default phantom's
+split (labeled seed 0), and what 600 iterations would cost: the ssl_train budget without running it whole.
+
+    .venv/bin/python benchmarks/ssl_step_costs.py [--results results] [--iterations 30] [--threads 2]
+
+Times `train()` over --iterations steps (no validation volumes), after a 3-step warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+import torch
+
+from aslseg.config import default_config
+from aslseg.ssl.settings import METHOD_SETTINGS, TrainSettings, method_settings
+from aslseg.ssl.slices import load_slices
+from aslseg.ssl.train import train
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--results", type=Path, default=Path("results"))
+    parser.add_argument("--iterations", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    split = json.loads((args.results / "data/splits/labeled-0.1/seed-0.json").read_text())
+    prepared = args.results / "data/prepared"
+    labeled = load_slices([prepared / f"images/case-{c}.npz" for c in split["labeled"]],
+                          [prepared / f"labels/case-{c}.npz" for c in split["labeled"]])
+    unlabeled = load_slices([prepared / f"images/case-{c}.npz" for c in split["unlabeled"]])
+    config = default_config()["ssl"]
+    print(f"{args.threads} threads, {len(labeled)} labeled and {len(unlabeled)} unlabeled slices")
+    print("| method | s per iteration | 600 iterations (min) |")
+    print("| --- | --- | --- |")
+    for method in METHOD_SETTINGS:
+        settings = TrainSettings.from_config(method_settings({**config, "method": method}))
+        train(method, labeled, unlabeled, [], dataclasses.replace(settings, iterations=3, val_every=10**6), seed=0, progress=False)
+        result = train(method, labeled, unlabeled, [], dataclasses.replace(settings, iterations=args.iterations,
+                                                                           val_every=10**6), seed=0, progress=False)
+        per_step = result.seconds / args.iterations
+        print(f"| {method} | {per_step:.2f} | {per_step * 600 / 60:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
