@@ -6,24 +6,16 @@ import numpy as np
 import pandas as pd
 
 from aslseg.diagnostics import pseudo_label_quality, selection_precision
-from aslseg.io import write_json
+from aslseg.io import read_case_arrays, write_json
 from aslseg.prepared import PreparedFiles
 from aslseg.workflow import job_logging
-
-
-def masks_of(paths: list[str]) -> dict[int, np.ndarray]:
-    masks = {}
-    for path in paths:
-        with np.load(path) as shard:
-            masks.update({int(key.split("_")[1]): shard[key] for key in shard.files if key.startswith("mask_")})
-    return masks
 
 
 with job_logging(snakemake) as log:
     files = PreparedFiles(snakemake.input.images, snakemake.input.labels)
     volumes = {case: files.volume(case) for case in sorted(files.images)}
     truth = {case: volume.tumor for case, volume in volumes.items()}
-    labels = {name: masks_of(getattr(snakemake.input, name)) for name in ("pl1", "pl2", "pl3")}
+    labels = {name: read_case_arrays(getattr(snakemake.input, name), "mask_") for name in ("pl1", "pl2", "pl3")}
     scores = pd.read_csv(snakemake.input.scores)
     accepted = {case: np.zeros(len(t), dtype=bool) for case, t in truth.items()}
     for row in scores[scores["accepted"]].itertuples():

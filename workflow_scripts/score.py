@@ -4,17 +4,9 @@ confidence) and which slices are accepted."""
 import numpy as np
 import pandas as pd
 
-from aslseg.io import atomic_path
+from aslseg.io import atomic_path, read_case_arrays
 from aslseg.select.reliability import SelectSettings, score_slices, select
 from aslseg.workflow import job_logging
-
-
-def arrays(paths: list[str], prefix: str) -> dict[int, np.ndarray]:
-    out = {}
-    for path in paths:
-        with np.load(path) as shard:
-            out.update({int(key[len(prefix):]): shard[key] for key in shard.files if key.startswith(prefix)})
-    return out
 
 
 def slice_confidence(probability: np.ndarray, pl1: np.ndarray, pl3: np.ndarray) -> np.ndarray:
@@ -29,8 +21,8 @@ def slice_confidence(probability: np.ndarray, pl1: np.ndarray, pl3: np.ndarray) 
 
 with job_logging(snakemake) as log:
     settings = SelectSettings.from_config(snakemake.params.select)
-    pl1, pl3 = arrays(snakemake.input.pl1, "mask_"), arrays(snakemake.input.pl3, "mask_")
-    probability = arrays(snakemake.input.pl3, "probability_")
+    pl1, pl3 = read_case_arrays(snakemake.input.pl1, "mask_"), read_case_arrays(snakemake.input.pl3, "mask_")
+    probability = read_case_arrays(snakemake.input.pl3, "probability_")
     components = pd.concat([pd.read_csv(path) for path in snakemake.input.components])
     iou = components.groupby(["case", "position"])["predicted_iou"].mean()
     sam_iou = {case: np.array([iou.get((case, p), np.nan) for p in range(len(mask))]) for case, mask in pl1.items()}
