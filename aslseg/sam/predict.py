@@ -56,7 +56,8 @@ def decode_prompts(
                 point_labels=None if batch[0].point_labels is None else np.asarray([p.point_labels for p in batch]),
                 out_size=size,
             )
-        for prompt, component_probability, predicted_iou in zip(batch, torch.sigmoid(logits).numpy(), iou.numpy()):
+        probabilities, ious = torch.sigmoid(logits).cpu().numpy(), iou.cpu().numpy()  # the model may be on a GPU
+        for prompt, component_probability, predicted_iou in zip(batch, probabilities, ious):
             component = component_probability > threshold
             masks[prompt.target] |= component.astype(np.uint8)
             np.maximum(probability[prompt.target], component_probability.astype(np.float16), out=probability[prompt.target])
