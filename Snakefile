@@ -21,8 +21,9 @@ wildcard_constraints:
     seed=r"\d+",
     labeled=r"\d+(\.\d+)?",
     shard=r"\d+",
-    run=r"[a-z_]+-[0-9a-f]{10}",
-    samrun=r"[a-z_]+-[0-9a-f]{10}",
+    # a Stage I model: round 0 of an SSL run, or round R >= 1 of a loop (rules/runs.smk)
+    model=r"ssl/[a-z_]+-[0-9a-f]{10}/seed-\d+|loop/[a-z_]+-[0-9a-f]{10}/seed-\d+/round-[1-9]\d*",
+    samrun=r"none|[a-z_]+-[0-9a-f]{10}",
     embed=r"[0-9a-f]{10}",
     tune=r"[0-9a-f]{10}",
     synth=r"[0-9a-f]{10}",
@@ -32,6 +33,7 @@ wildcard_constraints:
 
 
 include: "rules/common.smk"
+include: "rules/runs.smk"
 include: "rules/data.smk"
 include: "rules/ssl.smk"
 include: "rules/sam.smk"

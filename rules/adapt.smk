@@ -56,19 +56,17 @@ rule adapt_train:
 rule adapt_refine:
     """Pseudo Label 3 for one shard: AN(image ⊕ PL2 [⊕ SAM probability ⊕ PL1])."""
     input:
-        model=lambda wildcards: f"{RESULTS}/adapt/model/{wildcards.adaptrun}/labeled-{SSL_RUNS[wildcards.run]['labeled']:g}/seed-{wildcards.seed}/model.pt",
-        pl2=f"{RESULTS}/ssl/{{run}}/seed-{{seed}}/sam-{{samrun}}/pl2/shard-{{shard}}.npz",
-        pl1=f"{RESULTS}/ssl/{{run}}/seed-{{seed}}/pl1/shard-{{shard}}.npz",
-        images=lambda wildcards: [
-            prepared_image(case) for case in shard_cases(wildcards.shard, run_split(wildcards)["unlabeled"])
-        ],
+        model=adapt_model_file,
+        pl2=f"{RESULTS}/{{model}}/sam-{{samrun}}/pl2/shard-{{shard}}.npz",
+        pl1=f"{RESULTS}/{{model}}/pl1/shard-{{shard}}.npz",
+        images=unlabeled_shard_images,
         code=package_code("adapt", "ssl", "prepared.py", "io.py"),
     output:
-        f"{RESULTS}/ssl/{{run}}/seed-{{seed}}/sam-{{samrun}}/adapt-{{adaptrun}}/pl3/shard-{{shard}}.npz",
+        f"{RESULTS}/{{model}}/sam-{{samrun}}/adapt-{{adaptrun}}/pl3/shard-{{shard}}.npz",
     log:
-        f"{LOGS}/adapt_refine/{{run}}_seed-{{seed}}_sam-{{samrun}}_adapt-{{adaptrun}}_shard-{{shard}}.log",
+        f"{LOGS}/adapt_refine/{{model}}_sam-{{samrun}}_adapt-{{adaptrun}}_shard-{{shard}}.log",
     benchmark:
-        f"{BENCHMARKS}/adapt_refine/{{run}}_seed-{{seed}}_sam-{{samrun}}_adapt-{{adaptrun}}_shard-{{shard}}.tsv"
+        f"{BENCHMARKS}/adapt_refine/{{model}}_sam-{{samrun}}_adapt-{{adaptrun}}_shard-{{shard}}.tsv"
     threads: job_threads("infer")
     resources:
         **job_resources("infer", gpu=True),

@@ -59,14 +59,14 @@ rule sam_prompts:
     """One prompt per connected component of Pseudo Label 1 in one shard: an inspectable JSON (per slice, per
     component: area, box, points)."""
     input:
-        pl1=f"{RESULTS}/ssl/{{run}}/seed-{{seed}}/pl1/shard-{{shard}}.npz",
+        pl1=f"{RESULTS}/{{model}}/pl1/shard-{{shard}}.npz",
         code=package_code("sam/prompts.py", "io.py"),
     output:
-        f"{RESULTS}/ssl/{{run}}/seed-{{seed}}/sam-{{samrun}}/prompts/shard-{{shard}}.json",
+        f"{RESULTS}/{{model}}/sam-{{samrun}}/prompts/shard-{{shard}}.json",
     params:
         prompt=lambda wildcards: {key: SAM_RUNS[wildcards.samrun][key] for key in ("prompt", *PROMPT_KEYS)},
     log:
-        f"{LOGS}/sam_prompts/{{run}}_seed-{{seed}}_sam-{{samrun}}_shard-{{shard}}.log",
+        f"{LOGS}/sam_prompts/{{model}}_sam-{{samrun}}_shard-{{shard}}.log",
     threads: 1
     resources:
         **job_resources("data"),
@@ -82,17 +82,17 @@ rule sam_predict:
     input:
         unpack(sam_decoder),
         unpack(lambda wildcards: embedding_files(SAM_RUNS[wildcards.samrun])),
-        prompts=f"{RESULTS}/ssl/{{run}}/seed-{{seed}}/sam-{{samrun}}/prompts/shard-{{shard}}.json",
+        prompts=f"{RESULTS}/{{model}}/sam-{{samrun}}/prompts/shard-{{shard}}.json",
         code=package_code("sam", "io.py"),
     output:
-        masks=f"{RESULTS}/ssl/{{run}}/seed-{{seed}}/sam-{{samrun}}/pl2/shard-{{shard}}.npz",
-        components=f"{RESULTS}/ssl/{{run}}/seed-{{seed}}/sam-{{samrun}}/pl2/shard-{{shard}}.csv",
+        masks=f"{RESULTS}/{{model}}/sam-{{samrun}}/pl2/shard-{{shard}}.npz",
+        components=f"{RESULTS}/{{model}}/sam-{{samrun}}/pl2/shard-{{shard}}.csv",
     params:
         sam=lambda wildcards: {**sam_embedding_settings(SAM_RUNS[wildcards.samrun]), "threshold": SAM_RUNS[wildcards.samrun]["threshold"]},
     log:
-        f"{LOGS}/sam_predict/{{run}}_seed-{{seed}}_sam-{{samrun}}_shard-{{shard}}.log",
+        f"{LOGS}/sam_predict/{{model}}_sam-{{samrun}}_shard-{{shard}}.log",
     benchmark:
-        f"{BENCHMARKS}/sam_predict/{{run}}_seed-{{seed}}_sam-{{samrun}}_shard-{{shard}}.tsv"
+        f"{BENCHMARKS}/sam_predict/{{model}}_sam-{{samrun}}_shard-{{shard}}.tsv"
     threads: job_threads("infer")
     resources:
         **job_resources("infer", gpu=True),

@@ -1,20 +1,23 @@
-# Reliability thresholding and the expanded label list: PL3 is compared with PL1 per slice; the slices that
-# pass join the next round's labeled list with PL3 as their label. Plus the evaluation-only diagnostics of
-# every pseudo label and of the selection.
+# Reliability thresholding and the expanded label list: each round's final pseudo label (PL3) is compared with
+# PL1 per slice; the slices that pass join the next round's labeled list with PL3 as their label. Plus the
+# evaluation-only diagnostics of every pseudo label and of the selection.
+
+SELECTION = f"{RESULTS}/{{model}}/sam-{{samrun}}/adapt-{{adaptrun}}/select-{{select}}"
+SELECTION_LOG = "{model}_sam-{samrun}_adapt-{adaptrun}_select-{select}"
 
 
 rule score:
-    """Per unlabeled slice: agreement of PL3 with PL1 (and SAM's IoU, AN's confidence as configured), and
-    whether it is accepted."""
+    """Per slice still unlabeled in the round: agreement of PL3 with PL1 (and SAM's IoU, AN's confidence as
+    configured), and whether it is accepted."""
     input:
         unpack(selection_inputs),
         code=package_code("select"),
     output:
-        f"{RESULTS}/ssl/{{run}}/seed-{{seed}}/sam-{{samrun}}/adapt-{{adaptrun}}/select-{{select}}/scores.csv",
+        f"{SELECTION}/scores.csv",
     params:
         select=lambda wildcards: SELECTS[wildcards.select],
     log:
-        f"{LOGS}/score/{{run}}_seed-{{seed}}_sam-{{samrun}}_adapt-{{adaptrun}}_select-{{select}}.log",
+        f"{LOGS}/score/{SELECTION_LOG}.log",
     threads: 1
     resources:
         **job_resources("data"),
@@ -25,21 +28,23 @@ rule score:
 
 
 rule expand_labels:
-    """Round 1's labeled list: the ground-truth slices of the labeled volumes plus every accepted slice, with
-    PL3 as its label (file), the round it was accepted in and its score."""
+    """The next round's labeled list: this round's list (round 0: the labeled volumes' ground-truth slices)
+    plus every newly accepted slice, with its final pseudo label (file), the round it was accepted in and its
+    score."""
     input:
         unpack(selection_inputs),
         split=run_split_file,
-        scores=f"{RESULTS}/ssl/{{run}}/seed-{{seed}}/sam-{{samrun}}/adapt-{{adaptrun}}/select-{{select}}/scores.csv",
+        scores=f"{SELECTION}/scores.csv",
         labeled_images=lambda wildcards: [prepared_image(c) for c in run_split(wildcards)["labeled"]],
         code=package_code("select", "prepared.py"),
     output:
-        f"{RESULTS}/ssl/{{run}}/seed-{{seed}}/sam-{{samrun}}/adapt-{{adaptrun}}/select-{{select}}/labeled_round-1.csv",
+        f"{SELECTION}/labeled_next_round.csv",
     params:
+        round=lambda wildcards: model_of(wildcards).round,
         # Where the ground truth of each labeled volume lives (recorded in the list, not read here).
         label_files=lambda wildcards: {case: prepared_label(case) for case in run_split(wildcards)["labeled"]},
     log:
-        f"{LOGS}/expand_labels/{{run}}_seed-{{seed}}_sam-{{samrun}}_adapt-{{adaptrun}}_select-{{select}}.log",
+        f"{LOGS}/expand_labels/{SELECTION_LOG}.log",
     localrule: True
     conda:
         ENV
@@ -49,19 +54,21 @@ rule expand_labels:
 
 rule evaluate_pseudo_labels:
     """(Evaluation only: reads the unlabeled volumes' hidden tumor labels.) Dice of PL1, PL2 and PL3 against
-    the ground truth on the unlabeled slices, lesion-level misses and false positives of each, and the same
-    on the accepted and the rejected slices (how precise the selection is)."""
+    the ground truth on the round's unlabeled slices, lesion-level misses and false positives of each, and the
+    same on the accepted and the rejected slices (how precise the selection is)."""
     input:
         unpack(selection_inputs),
-        pl2=lambda wildcards: [f"{stage2_dir(wildcards.run, wildcards.seed, wildcards.samrun)}/pl2/shard-{k}.npz" for k in SHARDS],
-        scores=f"{RESULTS}/ssl/{{run}}/seed-{{seed}}/sam-{{samrun}}/adapt-{{adaptrun}}/select-{{select}}/scores.csv",
+        pl2=lambda wildcards: [
+            pseudo_label_3(wildcards.model, wildcards.samrun, "none", k) for k in SHARDS
+        ],
+        scores=f"{SELECTION}/scores.csv",
         labels=lambda wildcards: [prepared_label(case) for case in run_split(wildcards)["unlabeled"]],
         images=lambda wildcards: [prepared_image(case) for case in run_split(wildcards)["unlabeled"]],
         code=package_code("metrics.py", "diagnostics.py", "prepared.py", "io.py"),
     output:
-        f"{RESULTS}/ssl/{{run}}/seed-{{seed}}/sam-{{samrun}}/adapt-{{adaptrun}}/select-{{select}}/pseudo_label_quality.json",
+        f"{SELECTION}/pseudo_label_quality.json",
     log:
-        f"{LOGS}/evaluate_pseudo_labels/{{run}}_seed-{{seed}}_sam-{{samrun}}_adapt-{{adaptrun}}_select-{{select}}.log",
+        f"{LOGS}/evaluate_pseudo_labels/{SELECTION_LOG}.log",
     threads: 1
     resources:
         **job_resources("data"),
@@ -72,8 +79,8 @@ rule evaluate_pseudo_labels:
 
 
 rule pseudo_label_summary:
-    """One row per ASLseg experiment x seed (round 0): Dice of PL1, PL2 and PL3 on the unlabeled slices and on
-    the accepted ones, lesion misses and false positives, selection precision, SAM's and AN's val Dice."""
+    """One row per ASLseg experiment x seed x round: Dice of PL1, PL2 and PL3 on the round's unlabeled slices
+    and on the accepted ones, lesion misses and false positives, selection precision, SAM's and AN's val Dice."""
     input:
         lambda wildcards: [
             path for row in LOOP_ROWS

@@ -1,21 +1,24 @@
-# Stage I: train SS(.) on a split, predict Pseudo Label 1 for the unlabeled slices, evaluate on the test set.
-# An SSL run is named by its method and a hash of the settings it depends on (the ssl section and the labeled
-# fraction), so experiments that would train the same model share one.
+# Stage I: train SS(.) for a round, predict Pseudo Label 1 for the unlabeled slices, evaluate on the test set.
+# {model} is ssl/{run}/seed-S (round 0, shared by experiments with the same Stage I) or
+# loop/{loop}/seed-S/round-R (round R >= 1 of an ASLseg loop); see rules/runs.smk.
 
 
 rule ssl_train:
-    """Train SS(.) with ssl.method; the labels of labeled and val volumes are its only label inputs."""
+    """Train SS(.) with ssl.method on the round's labeled slices: the labeled volumes' ground truth, and from
+    round 1 on the accepted pseudo labels of the round's list; the rest of the unlabeled volumes stay
+    unlabeled. The labels of labeled and val volumes and the pseudo-label files are its only label inputs."""
     input:
-        unpack(ssl_run_inputs),
-        code=package_code("ssl", "metrics.py", "prepared.py"),
+        unpack(ssl_train_inputs),
+        code=package_code("ssl", "metrics.py", "prepared.py", "io.py", "select/expand.py"),
     output:
-        model=f"{RESULTS}/ssl/{{run}}/seed-{{seed}}/model.pt",
+        model=f"{RESULTS}/{{model}}/model.pt",
     params:
-        ssl=lambda wildcards: SSL_RUNS[wildcards.run]["ssl"],
+        ssl=lambda wildcards: SSL_RUNS[model_of(wildcards).run]["ssl"],
+        seed=lambda wildcards: model_of(wildcards).seed,
     log:
-        f"{LOGS}/ssl_train/{{run}}_seed-{{seed}}.log",
+        f"{LOGS}/ssl_train/{{model}}.log",
     benchmark:
-        f"{BENCHMARKS}/ssl_train/{{run}}_seed-{{seed}}.tsv"
+        f"{BENCHMARKS}/ssl_train/{{model}}.tsv"
     threads: job_threads("train")
     resources:
         **job_resources("train", gpu=True),
@@ -28,19 +31,17 @@ rule ssl_train:
 rule ssl_predict:
     """Pseudo Label 1 (probabilities and masks) for the unlabeled volumes of one shard."""
     input:
-        model=f"{RESULTS}/ssl/{{run}}/seed-{{seed}}/model.pt",
-        images=lambda wildcards: [
-            prepared_image(case) for case in shard_cases(wildcards.shard, run_split(wildcards)["unlabeled"])
-        ],
+        model=f"{RESULTS}/{{model}}/model.pt",
+        images=unlabeled_shard_images,
         code=package_code("ssl", "prepared.py"),
     output:
-        f"{RESULTS}/ssl/{{run}}/seed-{{seed}}/pl1/shard-{{shard}}.npz",
+        f"{RESULTS}/{{model}}/pl1/shard-{{shard}}.npz",
     params:
-        threshold=lambda wildcards: SSL_RUNS[wildcards.run]["ssl"]["threshold"],
+        threshold=lambda wildcards: SSL_RUNS[model_of(wildcards).run]["ssl"]["threshold"],
     log:
-        f"{LOGS}/ssl_predict/{{run}}_seed-{{seed}}_shard-{{shard}}.log",
+        f"{LOGS}/ssl_predict/{{model}}_shard-{{shard}}.log",
     benchmark:
-        f"{BENCHMARKS}/ssl_predict/{{run}}_seed-{{seed}}_shard-{{shard}}.tsv"
+        f"{BENCHMARKS}/ssl_predict/{{model}}_shard-{{shard}}.tsv"
     threads: job_threads("infer")
     resources:
         **job_resources("infer", gpu=True),
@@ -54,19 +55,19 @@ rule evaluate:
     """(Evaluation only: reads the test volumes' tumor labels.) Dice, Jaccard, 95HD, ASD in mm per test
     volume, lesion detection and false-positive volume, and their summary."""
     input:
-        model=f"{RESULTS}/ssl/{{run}}/seed-{{seed}}/model.pt",
+        model=f"{RESULTS}/{{model}}/model.pt",
         images=lambda wildcards: [prepared_image(case) for case in run_split(wildcards)["test"]],
         labels=lambda wildcards: [prepared_label(case) for case in run_split(wildcards)["test"]],
         code=package_code("metrics.py", "ssl", "prepared.py"),
     output:
-        cases=f"{RESULTS}/ssl/{{run}}/seed-{{seed}}/test_cases.csv",
-        summary=f"{RESULTS}/ssl/{{run}}/seed-{{seed}}/test_summary.json",
+        cases=f"{RESULTS}/{{model}}/test_cases.csv",
+        summary=f"{RESULTS}/{{model}}/test_summary.json",
     params:
-        threshold=lambda wildcards: SSL_RUNS[wildcards.run]["ssl"]["threshold"],
+        threshold=lambda wildcards: SSL_RUNS[model_of(wildcards).run]["ssl"]["threshold"],
     log:
-        f"{LOGS}/evaluate/{{run}}_seed-{{seed}}.log",
+        f"{LOGS}/evaluate/{{model}}.log",
     benchmark:
-        f"{BENCHMARKS}/evaluate/{{run}}_seed-{{seed}}.tsv"
+        f"{BENCHMARKS}/evaluate/{{model}}.tsv"
     threads: job_threads("infer")
     resources:
         **job_resources("infer", gpu=True),
@@ -79,13 +80,11 @@ rule evaluate:
 rule summary:
     """One row per experiment x round x seed: the test-set means and the number of cases behind them."""
     input:
-        lambda wildcards: [experiment_summary(e, s) for e in config["targets"] for s in config["seeds"]],
+        [row["summary"] for row in summary_rows()],
     output:
         report(f"{RESULTS}/summary.csv", caption="../docs/report/summary.rst", category="Results"),
     params:
-        rows=[
-            {"experiment": e, "round": 0, "seed": s, "run": ssl_run(e)} for e in config["targets"] for s in config["seeds"]
-        ],
+        rows=[{key: row[key] for key in ("experiment", "round", "seed", "run")} for row in summary_rows()],
     log:
         f"{LOGS}/summary.log",
     localrule: True

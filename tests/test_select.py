@@ -53,7 +53,7 @@ def test_score_slices_rows_and_default_score_is_agreement():
     assert table["both_empty"].tolist() == [False, False, False, True, False]
     assert table["pl1_pixels"].tolist() == [16, 16, 16, 0, 16]
     assert table["pl3_pixels"].tolist() == [16, 16, 16, 0, 0]
-    assert table["sam_iou"].isna().all() and table["an_confidence"].isna().all()
+    assert table["sam_iou"].isna().all() and table["confidence"].isna().all()
     assert not table["score"].isna().any()
 
 
@@ -61,7 +61,7 @@ def test_score_weights_and_renormalisation_of_unknown_terms():
     pl1, pl3 = volumes()
     iou = {4: np.array([0.5, 0.9, np.nan, 1.2]), 2: np.array([np.nan])}  # NaN: no prompt; 1.2 clipped to 1
     confidence = {4: np.array([1.0, 0.5, 0.8, 0.2]), 2: np.array([0.9])}
-    table = score_slices(pl1, pl3, iou, confidence, weights={"agreement": 2, "sam_iou": 1, "an_confidence": 1})
+    table = score_slices(pl1, pl3, iou, confidence, weights={"agreement": 2, "sam_iou": 1, "confidence": 1})
     expected = [
         (2 * 0.5 + 0.9) / 3,  # no SAM IoU: agreement and confidence, weights 2 and 1
         (2 * 1.0 + 0.5 + 1.0) / 4,
@@ -73,23 +73,32 @@ def test_score_weights_and_renormalisation_of_unknown_terms():
     # A term with weight 0 is reported but does not score.
     only_agreement = score_slices(pl1, pl3, iou, confidence, weights={"agreement": 1, "sam_iou": 0})
     assert only_agreement["score"].tolist() == only_agreement["agreement"].tolist()
-    assert only_agreement["an_confidence"].tolist() == pytest.approx([0.9, 1.0, 0.5, 0.8, 0.2])
+    assert only_agreement["confidence"].tolist() == pytest.approx([0.9, 1.0, 0.5, 0.8, 0.2])
 
 
 def test_score_slices_rejects_bad_inputs():
     pl1, pl3 = volumes()
     with pytest.raises(ValueError, match="not given"):
         score_slices(pl1, pl3, weights={"agreement": 1, "sam_iou": 1})
-    with pytest.raises(ValueError, match="agreement weight"):
+    with pytest.raises(ValueError, match="agreement or the confidence weight"):
         score_slices(pl1, pl3, {4: np.ones(4), 2: np.ones(1)}, weights={"agreement": 0, "sam_iou": 1})
     with pytest.raises(ValueError, match="unknown"):
         score_slices(pl1, pl3, weights={"agreemnt": 1})
     with pytest.raises(ValueError, match="cases"):
         score_slices(pl1, {4: pl3[4]})
     with pytest.raises(ValueError, match="slices"):
-        score_slices(pl1, pl3, an_confidence={4: np.ones(3), 2: np.ones(1)})
+        score_slices(pl1, pl3, confidence={4: np.ones(3), 2: np.ones(1)})
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        score_slices(pl1, pl3, an_confidence={4: np.full(4, 1.5), 2: np.ones(1)})
+        score_slices(pl1, pl3, confidence={4: np.full(4, 1.5), 2: np.ones(1)})
+
+
+def test_confidence_alone_scores_pl1_without_sam():
+    """The no-SAM ablation: PL1 is its own final label, agreement is 1, the score is the confidence alone."""
+    pl1, _ = volumes()
+    confidence = {4: np.array([1.0, 0.6, 0.95, 0.7]), 2: np.array([0.85])}
+    table = score_slices(pl1, pl1, confidence=confidence, weights={"agreement": 0, "confidence": 1})
+    assert (table["agreement"] == 1).all()
+    assert table["score"].tolist() == pytest.approx([0.85, 1.0, 0.6, 0.95, 0.7])
 
 
 # --- select --------------------------------------------------------------------------------------------------
@@ -144,18 +153,18 @@ def test_select_rejects_bad_rules_and_parameters():
 
 
 SECTION = dict(rule="threshold", threshold=0.8, fraction=0.5, accept_empty=False,
-               agreement_weight=1.0, sam_iou_weight=0.0, an_confidence_weight=0.0)
+               agreement_weight=1.0, sam_iou_weight=0.0, confidence_weight=0.0)
 
 
 def test_select_settings_from_config():
     settings = SelectSettings.from_config(SECTION)
-    assert settings.threshold == 0.8 and settings.weights == {"agreement": 1.0, "sam_iou": 0.0, "an_confidence": 0.0}
+    assert settings.threshold == 0.8 and settings.weights == {"agreement": 1.0, "sam_iou": 0.0, "confidence": 0.0}
     with pytest.raises(KeyError, match="missing"):
         SelectSettings.from_config({k: v for k, v in SECTION.items() if k != "threshold"})
     with pytest.raises(KeyError, match="unknown"):
         SelectSettings.from_config({**SECTION, "treshold": 0.7})
     for bad in ({"rule": "best"}, {"threshold": 1.5}, {"rule": "top_fraction", "fraction": None},
-                {"agreement_weight": 0.0}, {"sam_iou_weight": -1.0}, {"accept_empty": "no"}):
+                {"agreement_weight": 0.0, "confidence_weight": 0.0}, {"sam_iou_weight": -1.0}, {"accept_empty": "no"}):
         with pytest.raises(ValueError):
             SelectSettings.from_config({**SECTION, **bad})
 

@@ -3,13 +3,15 @@
 import dataclasses
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from aslseg.ssl.augment import augment_batch, build_augmentation
 from aslseg.ssl.network import build_network, predict_probabilities
 from aslseg.ssl.sampling import ForegroundBatchSampler
-from aslseg.ssl.slices import SliceSet, load_slices
+from aslseg.select.expand import expand, initial_list
+from aslseg.ssl.slices import SliceSet, load_round_slices, load_slices
 from aslseg.config import default_config
 from aslseg.prepared import Volume
 from aslseg.ssl.settings import METHOD_SETTINGS, NOT_TRAINING, TrainSettings, method_settings
@@ -122,3 +124,30 @@ def test_each_method_is_named_by_the_settings_it_reads():
     assert "unlabeled_batch_size" not in method_settings({**ssl, "method": "bcp"})
     with pytest.raises(KeyError, match="unknown ssl.method"):
         method_settings({**ssl, "method": "fixmatch"})
+
+
+def test_a_rounds_labeled_list_moves_accepted_slices_from_unlabeled_to_labeled(tmp_path):
+    """Round >= 1: ground-truth volumes whole, accepted slices with their pseudo label from the PL3 file the list
+    names, every other slice of an unlabeled volume unlabeled; no unlabeled volume's label file is read."""
+    rng = np.random.default_rng(0)
+    for case in (1, 2, 3):
+        np.savez(tmp_path / f"case-{case}.npz", image=rng.random((4, 8, 8), dtype=np.float32))
+    (tmp_path / "labels").mkdir()
+    np.savez(tmp_path / "labels/case-1.npz", tumor=np.ones((4, 8, 8), dtype=np.uint8))
+    pseudo = np.zeros((4, 8, 8), dtype=np.uint8)
+    pseudo[2, 1:3, 1:3] = 1
+    np.savez(tmp_path / "pl3.npz", mask_2=pseudo, probability_2=pseudo.astype(np.float16))
+    listed = initial_list({1: 4}, {1: str(tmp_path / "labels/case-1.npz")})
+    listed = expand(listed, pd.DataFrame({"case": [2, 2, 3], "position": [2, 3, 0], "score": [0.9, 0.95, 0.1],
+                                          "accepted": [True, True, False]}),
+                    round_index=0, pl3_file_of_case={2: str(tmp_path / "pl3.npz")}, forbidden_cases=set())
+    images = [tmp_path / f"case-{case}.npz" for case in (1, 2, 3)]
+    labeled, unlabeled = load_round_slices(listed, images, unlabeled_cases=[2, 3])
+    assert list(zip(labeled.case_id, labeled.position)) == [(1, 0), (1, 1), (1, 2), (1, 3), (2, 2), (2, 3)]
+    assert labeled.tumor[:4].all() and labeled.tumor[4].sum() == 4 and not labeled.tumor[5].any()
+    assert list(zip(unlabeled.case_id, unlabeled.position)) == [(2, 0), (2, 1), (3, 0), (3, 1), (3, 2), (3, 3)]
+    assert unlabeled.tumor is None
+    with np.load(tmp_path / "case-2.npz") as case:
+        assert np.array_equal(labeled.image[4], case["image"][2]) and np.array_equal(unlabeled.image[0], case["image"][0])
+    with pytest.raises(ValueError, match="no image file"):
+        load_round_slices(listed, images[:2], unlabeled_cases=[2, 3])

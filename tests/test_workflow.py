@@ -46,12 +46,12 @@ def tiny(**changes) -> dict:
     return config
 
 
-def snakemake(workdir: Path, config: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, config: dict, *args: str, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
     config = {"results_dir": str(workdir / "results"), **config}
     config_path = workdir / "config.yaml"
     config_path.write_text(yaml.safe_dump(config))
     command = [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile", str(config_path)]
-    result = subprocess.run(command + ["--cores", "2", *args], capture_output=True, text=True, timeout=600)
+    result = subprocess.run(command + ["--cores", "2", *args], capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake failed:\n{result.stdout}\n{result.stderr}")
     return result
@@ -124,17 +124,20 @@ def test_stage1_trains_evaluates_and_summarizes_every_target(phantom_run):
         assert sorted(cases["case_id"]) == split["test"]
 
 
-def test_pseudo_label_1_covers_the_unlabeled_volumes(phantom_run):
+def test_pseudo_label_1_shards_partition_the_unlabeled_volumes(phantom_run):
     run = pd.read_csv(phantom_run / "results/summary.csv")["run"].iloc[0]
-    target = phantom_run / f"results/ssl/{run}/seed-0/pl1/shard-0.npz"
-    snakemake(phantom_run, TINY_PHANTOM, str(target))
+    targets = [phantom_run / f"results/ssl/{run}/seed-0/pl1/shard-{k}.npz" for k in range(4)]  # resources.infer.shards
+    snakemake(phantom_run, TINY_PHANTOM, *map(str, targets))
     split = json.loads((phantom_run / "results/data/splits/labeled-0.1/seed-0.json").read_text())
-    with np.load(target) as pl1:
-        cases = sorted(int(key.split("_")[1]) for key in pl1.files if key.startswith("mask_"))
-        assert set(cases) <= set(split["unlabeled"]) and cases
-        for case in cases:
-            assert pl1[f"mask_{case}"].shape == pl1[f"probability_{case}"].shape
-            assert set(np.unique(pl1[f"mask_{case}"])) <= {0, 1}
+    cases = []
+    for target in targets:
+        with np.load(target) as pl1:
+            shard = sorted(int(key.split("_")[1]) for key in pl1.files if key.startswith("mask_"))
+            for case in shard:
+                assert pl1[f"mask_{case}"].shape == pl1[f"probability_{case}"].shape
+                assert set(np.unique(pl1[f"mask_{case}"])) <= {0, 1}
+        cases += shard
+    assert sorted(cases) == sorted(split["unlabeled"])  # each unlabeled volume in exactly one shard
 
 
 def test_an_ssl_setting_retrains_stage1_only(phantom_run):

@@ -1,7 +1,7 @@
-"""Stages II and III of round 0 in a real snakemake run on a tiny phantom with the real LiteMedSAM weights:
-embeddings once per slice, decoder fine-tuning, prompts and Pseudo Label 2 from Pseudo Label 1, synthetic
-pseudo-labels, the adaptation network and Pseudo Label 3, reliability scores, round 1's labeled list, and
-what reruns when."""
+"""The ASLseg loop in a real snakemake run on a tiny phantom with the real LiteMedSAM weights: embeddings once
+per slice, decoder fine-tuning, prompts and Pseudo Label 2 from Pseudo Label 1, synthetic pseudo-labels, the
+adaptation network and Pseudo Label 3, reliability scores, the expanded labeled lists, two rounds of
+retraining, the ablations without AN and without SAM, and what reruns when."""
 
 from __future__ import annotations
 
@@ -20,7 +20,16 @@ pytestmark = pytest.mark.workflow
 # Few, thick slices: every slice of the train and val volumes is embedded (~1 s each on this CPU).
 TINY_STAGE2 = {
     **TINY_SSL,
-    "targets": ["supervised", "aslseg", "aslseg_point", "aslseg_no_adapt"],
+    "targets": ["supervised", "aslseg", "aslseg_point", "aslseg_no_adapt", "aslseg_no_sam"],
+    # aslseg runs two rounds; the ablations one (round 1 is trained and evaluated, nothing pseudo-labeled after it).
+    "experiments": {
+        "supervised": {"ssl": {"method": "supervised"}, "loop": {"rounds": 0}},
+        "aslseg": {"ssl": {"method": "bcp"}, "loop": {"rounds": 2}},
+        "aslseg_point": {"ssl": {"method": "bcp"}, "sam": {"prompt": "point"}, "loop": {"rounds": 1}},
+        "aslseg_no_adapt": {"ssl": {"method": "bcp"}, "adapt": {"enabled": False}, "loop": {"rounds": 1}},
+        "aslseg_no_sam": {"ssl": {"method": "bcp"}, "sam": {"enabled": False}, "loop": {"rounds": 1},
+                          "select": {"agreement_weight": 0.0, "confidence_weight": 1.0, "threshold": 0.5}},
+    },
     "seeds": [0],
     "data": {
         "size": 32,
@@ -29,7 +38,7 @@ TINY_STAGE2 = {
         "phantom": {"n_volumes": 8, "matrix": 64, "slice_thickness_mm": [12.0, 14.0], "liver_height_mm": [60, 80],
                     "tumor_free_fraction": 0.0, "tumor_diameter_mm": [15, 30]},
     },
-    "resources": {"infer": {"shards": 2}},
+    "resources": {"infer": {"shards": 1}},  # fewer jobs; sharded inference is covered by the Stage I tests
     "sam": {"finetune": {"iterations": 3, "batch_size": 2}},
     "adapt": {"iterations": 4, "batch_size": 2, "features": [4, 4, 8, 8, 16, 4], "val_every": 2},
     "select": {"threshold": 0.5},
@@ -51,7 +60,7 @@ def changed(**changes) -> dict:
 @pytest.fixture(scope="module")
 def stage2_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("stage2_run")
-    snakemake(workdir, TINY_STAGE2)
+    snakemake(workdir, TINY_STAGE2, timeout=1500)  # ~70 jobs, each starting torch
     return workdir
 
 
@@ -78,11 +87,13 @@ def test_every_slice_of_the_train_and_val_volumes_is_embedded_exactly_once(stage
 def test_pseudo_label_2_follows_the_prompts_of_pseudo_label_1(stage2_run):
     results = stage2_run / "results"
     summary = pd.read_csv(results / "pseudo_label_summary.csv")
-    assert sorted(summary["experiment"]) == ["aslseg", "aslseg_no_adapt", "aslseg_point"]
+    assert sorted(zip(summary["experiment"], summary["round"])) == [
+        ("aslseg", 0), ("aslseg", 1), ("aslseg_no_adapt", 0), ("aslseg_no_sam", 0), ("aslseg_point", 0)]
+    summary = summary[summary["round"] == 0]
     assert summary["run"].nunique() == 1  # every variant refines the same Stage I model's PL1
     run = summary["run"].iloc[0]
     folder = next(results.glob(f"ssl/{run}/seed-0/sam-box-*"))
-    for shard in (0, 1):
+    for shard in (0,):
         prompts = json.loads((folder / f"prompts/shard-{shard}.json").read_text())
         components = pd.read_csv(folder / f"pl2/shard-{shard}.csv")
         assert len(components) == prompts["n_prompts"]
@@ -114,12 +125,12 @@ def test_stage3_refines_scores_and_expands_the_labeled_list(stage2_run):
     report = json.loads(next(results.glob("adapt/model/*/labeled-0.2/seed-0/report.json")).read_text())
     assert 0 <= report["val_dice_an"] <= 1 and 0 <= report["val_dice_pl2"] <= 1
     qualities = list(results.glob("ssl/*/seed-0/sam-*/adapt-*/select-*/pseudo_label_quality.json"))
-    assert len(qualities) == 3
+    assert len(qualities) == 4  # round 0 of aslseg, aslseg_point, aslseg_no_adapt, aslseg_no_sam
     for path in qualities:
         quality = json.loads(path.read_text())
         assert all(0 <= quality[name]["dice"] <= 1 for name in ("pl1", "pl2", "pl3"))  # unlabeled volumes hold tumor
         assert quality["selection"]["accepted_slices"] == quality["n_accepted_slices"]
-    for listed_path in results.glob("ssl/*/seed-0/sam-*/adapt-*/select-*/labeled_round-1.csv"):
+    for listed_path in results.glob("ssl/*/seed-0/sam-*/adapt-*/select-*/labeled_next_round.csv"):
         listed = pd.read_csv(listed_path)
         scores = pd.read_csv(listed_path.with_name("scores.csv"))
         assert not listed.duplicated(["case", "position"]).any()
@@ -131,24 +142,93 @@ def test_stage3_refines_scores_and_expands_the_labeled_list(stage2_run):
         assert len(scores) == sum(len(np.load(results / f"data/prepared/images/case-{c}.npz")["image"])
                                   for c in split["unlabeled"])
     # Without AN, PL2 is scored as it is and is the label of the accepted slices.
-    no_adapt = pd.read_csv(next(results.glob("ssl/*/seed-0/sam-box-*/adapt-none/select-*/labeled_round-1.csv")))
+    no_adapt = pd.read_csv(next(results.glob("ssl/*/seed-0/sam-box-*/adapt-none/select-*/labeled_next_round.csv")))
     assert all("/pl2/" in path for path in no_adapt.query("source == 'pseudo'")["label_file"])
     assert not list(results.glob("ssl/*/seed-0/sam-*/adapt-none/pl3"))
+    # Without SAM, PL1 is scored on its own confidence and is the label; no prompt or PL2 is made for it.
+    no_sam = results.glob("ssl/*/seed-0/sam-none/adapt-none/select-*/")
+    no_sam = next(no_sam)
+    scores = pd.read_csv(no_sam / "scores.csv")
+    assert (scores["agreement"] == 1).all() and scores["score"].equals(scores["confidence"])
+    assert all("/pl1/" in path for path in pd.read_csv(no_sam / "labeled_next_round.csv").query("source == 'pseudo'")["label_file"])
+    assert not list(results.glob("ssl/*/seed-0/sam-none/prompts"))
+
+
+def test_two_rounds_retrain_on_the_expanded_lists_and_evaluate_every_round(stage2_run):
+    results = stage2_run / "results"
+    split = json.loads((results / "data/splits/labeled-0.2/seed-0.json").read_text())
+    summary = pd.read_csv(results / "summary.csv")
+    rounds = summary.groupby("experiment")["round"].apply(sorted).to_dict()
+    assert rounds == {"supervised": [0], "aslseg": [0, 1, 2], "aslseg_point": [0, 1], "aslseg_no_adapt": [0, 1],
+                      "aslseg_no_sam": [0, 1]}
+    assert summary[["dice", "n_cases"]].notna().all().all()
+    aslseg = summary[summary["experiment"] == "aslseg"].set_index("round")["run"]
+    loop = aslseg[1]
+    assert aslseg[2] == loop and aslseg[0] != loop  # rounds >= 1 live in the loop's folder
+    round_1, round_2 = results / f"loop/{loop}/seed-0/round-1", results / f"loop/{loop}/seed-0/round-2"
+    for round_dir in (round_1, round_2):
+        assert (round_dir / "model.pt").is_file() and (round_dir / "test_summary.json").is_file()
+    # Round 0's selection made round 1's list, round 1's selection round 2's.
+    list_1 = pd.read_csv(next(results.glob(f"ssl/{aslseg[0]}/seed-0/sam-box-*/adapt-*/select-*/labeled_next_round.csv")))
+    selection_1 = next(round_1.glob("sam-box-*/adapt-*/select-*"))
+    for name in ("scores.csv", "labeled_next_round.csv", "pseudo_label_quality.json"):
+        assert (selection_1 / name).is_file()
+    for stage in ("pl1", "sam-box-*/prompts", "sam-box-*/pl2", "sam-box-*/adapt-*/pl3"):
+        assert len(list(round_1.glob(f"{stage}/shard-0.*"))) >= 1
+    assert not list(round_2.glob("pl1")) and not list(round_2.glob("sam-*"))  # the last round pseudo-labels nothing
+    list_2 = pd.read_csv(selection_1 / "labeled_next_round.csv")
+    # The list only grows: round 1's rows stay as they were; round 1's picks are new slices of unlabeled volumes.
+    kept = list_2.merge(list_1, on=["case", "position"], suffixes=("", "_before"))
+    assert len(kept) == len(list_1)
+    assert (kept["source"] == kept["source_before"]).all() and (kept["label_file"] == kept["label_file_before"]).all()
+    new = list_2[list_2["round_accepted"] == 1]
+    assert len(list_2) == len(list_1) + len(new) and set(new["case"]) <= set(split["unlabeled"])
+    assert all(f"loop/{loop}/seed-0/round-1/" in path for path in new["label_file"])
+    # Round 1 scores only the slices still unlabeled after round 0.
+    scores_1 = pd.read_csv(selection_1 / "scores.csv")
+    listed_1 = set(zip(list_1["case"], list_1["position"]))
+    assert not listed_1 & set(zip(scores_1["case"], scores_1["position"]))
+    assert new["position"].size == scores_1["accepted"].sum()
+    # Each round trained on its list: the log counts its pseudo-labeled slices.
+    for round_index, listed in ((1, list_1), (2, list_2)):
+        log = (results / f"logs/ssl_train/loop/{loop}/seed-0/round-{round_index}.log").read_text()
+        assert f"({(listed['source'] == 'pseudo').sum()} pseudo-labeled)" in log
 
 
 def test_nothing_reruns_and_loop_or_ssl_edits_never_re_embed(stage2_run):
     assert planned_jobs(stage2_run, TINY_STAGE2) == {}
     ssl_edit = planned_jobs(stage2_run, changed(**{"ssl.lr": 0.01}))
     assert "ssl_train" in ssl_edit and not {"sam_embed", "sam_finetune"} & set(ssl_edit)
-    prompt_edit = planned_jobs(stage2_run, changed(**{"sam.box_margin": 5}))
-    assert "sam_prompts" in prompt_edit and not {"sam_embed", "ssl_train"} & set(prompt_edit)
-    assert "sam_embed" not in planned_jobs(stage2_run, changed(**{"loop.rounds": 3}))
+    prompt_edit = planned_outputs(stage2_run, changed(**{"sam.box_margin": 5}))
+    assert "sam_prompts" in {rule for rule, _ in prompt_edit} and "sam_embed" not in {rule for rule, _ in prompt_edit}
+    assert all("/round-" in output for rule, output in prompt_edit if rule == "ssl_train")  # round 0 stays
+    third_round = planned_outputs(stage2_run, changed(**{"experiments.aslseg.loop.rounds": 3}))
+    assert {rule for rule, _ in third_round} >= {"ssl_predict", "sam_predict", "adapt_refine", "score", "ssl_train"}
+    assert all("/round-2/" in output or "/round-3/" in output or rule.endswith("summary") for rule, output in third_round)
     assert "sam_embed" not in planned_jobs(stage2_run, changed(**{"sam.finetune.iterations": 4}))
-    threshold_edit = planned_jobs(stage2_run, changed(**{"select.threshold": 0.9}))
-    assert "score" in threshold_edit and "expand_labels" in threshold_edit
-    assert not {"sam_embed", "sam_finetune", "adapt_synthesize", "adapt_train", "adapt_refine", "ssl_train"} & set(threshold_edit)
-    adapt_edit = planned_jobs(stage2_run, changed(**{"adapt.iterations": 5}))
-    assert "adapt_train" in adapt_edit and not {"adapt_synthesize", "sam_predict", "ssl_train"} & set(adapt_edit)
+    threshold_edit = planned_outputs(stage2_run, changed(**{"select.threshold": 0.9}))
+    assert {"score", "expand_labels", "ssl_train"} <= {rule for rule, _ in threshold_edit}
+    assert not {"sam_embed", "sam_finetune", "adapt_synthesize", "adapt_train"} & {rule for rule, _ in threshold_edit}
+    # Round 0 (Stage I, and SAM and AN on its PL1) stays; the rounds the new selection feeds are retrained.
+    assert not [output for rule, output in threshold_edit if rule != "score" and "/ssl/" in output and "/select-" not in output]
+    assert all("/round-" in output for rule, output in threshold_edit if rule == "ssl_train")
+    adapt_edit = planned_outputs(stage2_run, changed(**{"adapt.iterations": 5}))
+    assert "adapt_train" in {rule for rule, _ in adapt_edit} and "adapt_synthesize" not in {rule for rule, _ in adapt_edit}
+    # Round 0's Stage I and SAM stay; AN's refinement and the rounds built on it are redone.
+    assert all("/round-" in output for rule, output in adapt_edit if rule in ("ssl_train", "ssl_predict", "sam_predict"))
+
+
+def planned_outputs(workdir, config) -> list[tuple[str, str]]:
+    """(rule, first output) of every job `snakemake -n` would run."""
+    lines = snakemake(workdir, config, "-n").stdout.splitlines()
+    jobs, rule = [], None
+    for line in lines:
+        if line.startswith(("rule ", "localrule ")) and line.endswith(":"):
+            rule = line.split()[1][:-1]
+        elif rule and line.strip().startswith("output:"):
+            jobs.append((rule, line.split(":", 1)[1].split(",")[0].strip()))
+            rule = None
+    return jobs
 
 
 def test_a_missing_sam_checkpoint_stops_before_any_job(stage2_run):

@@ -1,6 +1,6 @@
 """Rule evaluate_pseudo_labels (reads the unlabeled volumes' hidden labels: evaluation only): Dice and lesion
-counts of PL1, PL2 and PL3 against the ground truth, on all, prompted, accepted and rejected slices, and the
-precision of the selection."""
+counts of PL1, PL2 and PL3 against the ground truth, on all slices of the unlabeled volumes and on the round's
+unlabeled, prompted, accepted and rejected slices, and the precision of the selection."""
 
 import numpy as np
 import pandas as pd
@@ -16,14 +16,17 @@ with job_logging(snakemake) as log:
     volumes = {case: files.volume(case) for case in sorted(files.images)}
     truth = {case: volume.tumor for case, volume in volumes.items()}
     labels = {name: read_case_arrays(getattr(snakemake.input, name), "mask_") for name in ("pl1", "pl2", "pl3")}
-    scores = pd.read_csv(snakemake.input.scores)
+    scores = pd.read_csv(snakemake.input.scores)  # the round's unlabeled slices (earlier rounds' picks are labeled)
+    scored = {case: np.zeros(len(t), dtype=bool) for case, t in truth.items()}
     accepted = {case: np.zeros(len(t), dtype=bool) for case, t in truth.items()}
-    for row in scores[scores["accepted"]].itertuples():
-        accepted[row.case][row.position] = True
+    for row in scores.itertuples():
+        scored[row.case][row.position] = True
+        accepted[row.case][row.position] = bool(row.accepted)
     subsets = {
-        "prompted": {case: labels["pl1"][case].reshape(len(t), -1).any(axis=1) for case, t in truth.items()},
+        "unlabeled": scored,
+        "prompted": {case: labels["pl1"][case].reshape(len(t), -1).any(axis=1) & scored[case] for case, t in truth.items()},
         "accepted": accepted,
-        "rejected": {case: ~rows for case, rows in accepted.items()},
+        "rejected": {case: scored[case] & ~rows for case, rows in accepted.items()},
     }
     quality = pseudo_label_quality(truth, labels, {case: v.spacing for case, v in volumes.items()}, subsets)
     quality["selection"] = selection_precision(truth, labels["pl3"], accepted)

@@ -1,5 +1,5 @@
-"""Rule expand_labels: round 1's labeled list = the labeled volumes' ground-truth slices + the accepted
-pseudo-labeled slices (PL3 as label)."""
+"""Rule expand_labels: the next round's labeled list = this round's list (round 0: the labeled volumes'
+ground-truth slices) + the newly accepted pseudo-labeled slices (the final pseudo label as label)."""
 
 import json
 
@@ -13,18 +13,21 @@ from aslseg.workflow import job_logging
 
 with job_logging(snakemake) as log:
     split = json.loads(open(snakemake.input.split).read())
-    slices = {}
-    for path in snakemake.input.labeled_images:
-        with np.load(path) as image:
-            slices[case_id_of(path)] = len(image["image"])
-    label_files = {int(case): path for case, path in snakemake.params.label_files.items()}
-    previous = initial_list(slices, label_files)
+    if "labeled_list" in snakemake.input.keys():
+        previous = pd.read_csv(snakemake.input.labeled_list)
+    else:
+        slices = {}
+        for path in snakemake.input.labeled_images:
+            with np.load(path) as image:
+                slices[case_id_of(path)] = len(image["image"])
+        label_files = {int(case): path for case, path in snakemake.params.label_files.items()}
+        previous = initial_list(slices, label_files)
     pl3_file = {}
     for path in snakemake.input.pl3:
         with np.load(path) as shard:
             pl3_file.update({int(key[len("mask_"):]): str(path) for key in shard.files if key.startswith("mask_")})
     scores = pd.read_csv(snakemake.input.scores)
-    expanded = expand(previous, scores, round_index=0, pl3_file_of_case=pl3_file,
+    expanded = expand(previous, scores, round_index=int(snakemake.params.round), pl3_file_of_case=pl3_file,
                       forbidden_cases=set(split["test"]) | set(split["val"]))
     with atomic_path(snakemake.output[0]) as tmp:
         expanded.to_csv(tmp, index=False)

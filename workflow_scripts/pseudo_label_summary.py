@@ -1,4 +1,4 @@
-"""Rule pseudo_label_summary: one row per ASLseg experiment x seed (round 0)."""
+"""Rule pseudo_label_summary: one row per ASLseg experiment x seed x round."""
 
 import json
 
@@ -11,14 +11,14 @@ with job_logging(snakemake) as log:
     table = []
     for row in snakemake.params.rows:
         quality = json.loads(open(row["quality"]).read())
-        line = {key: row[key] for key in ("experiment", "seed", "run", "prompt")}
-        line["prompted_slices"] = quality["n_prompted_slices"]
+        line = {key: row[key] for key in ("experiment", "seed", "round", "run", "prompt")}
+        line["unlabeled_slices"], line["prompted_slices"] = quality["n_unlabeled_slices"], quality["n_prompted_slices"]
         for name in ("pl1", "pl2", "pl3"):
-            for key in ("dice", "dice_prompted", "dice_accepted", "missed_lesions", "false_positive_lesions"):
+            for key in ("dice_unlabeled", "dice_prompted", "dice_accepted", "missed_lesions", "false_positive_lesions"):
                 line[f"{name}_{key}"] = quality[name][key]
         line.update(quality["selection"])
         listed = pd.read_csv(row["labeled_list"])
-        line["round1_pseudo_slices"] = int((listed["source"] == "pseudo").sum())
+        line["next_round_pseudo_slices"] = int((listed["source"] == "pseudo").sum())
         if row["finetune_report"]:
             report = json.loads(open(row["finetune_report"]).read())
             line["sam_val_dice_zero_shot"] = report["zero_shot"][row["prompt"]]["dice"]

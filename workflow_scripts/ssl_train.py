@@ -1,13 +1,16 @@
-"""Rule ssl_train: train SS(.) with the configured SSL method on one split; save the best-on-val weights."""
+"""Rule ssl_train: train SS(.) with the configured SSL method on one round's labeled slices; save the
+best-on-val weights."""
 
 import json
 
+import pandas as pd
 import torch
 
 from aslseg.prepared import PreparedFiles
 from aslseg.ssl.checkpoint import save_checkpoint
+from aslseg.ssl.methods import METHODS
 from aslseg.ssl.network import default_device
-from aslseg.ssl.slices import load_slices
+from aslseg.ssl.slices import load_round_slices, load_slices
 from aslseg.ssl.settings import TrainSettings
 from aslseg.ssl.train import train
 from aslseg.workflow import job_logging
@@ -17,14 +20,28 @@ with job_logging(snakemake) as log:
     ssl = snakemake.params.ssl
     split = json.loads(open(snakemake.input.split).read())
     files = PreparedFiles(snakemake.input.images, snakemake.input.labels)
-    labeled = load_slices([files.image(c) for c in split["labeled"]], [files.label(c) for c in split["labeled"]])
-    unlabeled = load_slices([files.image(c) for c in split["unlabeled"]]) if split["unlabeled"] else None
+    if "labeled_list" in snakemake.input.keys():  # round >= 1: ground truth + accepted pseudo labels
+        labeled_list = pd.read_csv(snakemake.input.labeled_list, keep_default_na=True)
+        labeled, unlabeled = load_round_slices(labeled_list, [files.image(c) for c in split["labeled"] + split["unlabeled"]],
+                                               split["unlabeled"])
+        n_pseudo = int((labeled_list["source"] == "pseudo").sum())
+        if unlabeled is None and METHODS[ssl["method"]].uses_unlabeled and split["unlabeled"]:
+            # Every slice was accepted: the SSL loss still sees the unlabeled volumes' images (their labels
+            # train through the list), rather than the method failing for want of unlabeled data.
+            log.warning("no slice of the unlabeled volumes is left unlabeled; %s's unlabeled loss uses all of them",
+                        ssl["method"])
+            unlabeled = load_slices([files.image(c) for c in split["unlabeled"]])
+    else:  # round 0: the split's labeled volumes
+        labeled = load_slices([files.image(c) for c in split["labeled"]], [files.label(c) for c in split["labeled"]])
+        unlabeled = load_slices([files.image(c) for c in split["unlabeled"]]) if split["unlabeled"] else None
+        n_pseudo = 0
     val = [files.volume(c) for c in split["val"]]
     device = default_device()
-    log.info("%s on %s: %d labeled, %d unlabeled slices, %d val volumes", ssl["method"], device, len(labeled),
-             len(unlabeled) if unlabeled else 0, len(val))
+    log.info("%s on %s: %d labeled slices (%d pseudo-labeled), %d unlabeled slices, %d val volumes", ssl["method"],
+             device, len(labeled), n_pseudo, len(unlabeled) if unlabeled else 0, len(val))
+    # Every round of a run trains from the run's seed: rounds differ by their labeled list alone.
     result = train(ssl["method"], labeled, unlabeled, val, TrainSettings.from_config(ssl),
-                   seed=int(snakemake.wildcards.seed), device=device)
+                   seed=int(snakemake.params.seed), device=device)
     log.info("best val Dice %.3f at iteration %d, %.0f s", result.best_val_dice, result.best_iteration, result.seconds)
     save_checkpoint(snakemake.output.model, result.state_dict, ssl, history=result.history,
                     best_iteration=result.best_iteration, best_val_dice=result.best_val_dice, seconds=result.seconds)

@@ -18,13 +18,15 @@ Both-empty slices are perfect agreements, so a threshold alone would accept ever
 unlabeled volumes and flood the next round with negatives; `select(accept_empty=False)` keeps them out.
 
 The score of a slice is the agreement alone by default (the paper's criterion). It can instead be a weighted
-mean of agreement, SAM's predicted IoU and the adaptation network's confidence:
+mean of agreement, SAM's predicted IoU and the confidence of the model that drew the final label (AN's; SS's
+own when there is no SAM):
 ``score = sum(w_t * x_t) / sum(w_t)`` over the terms t whose value x_t is known on that slice. A term is
 unknown where its value is NaN -- SAM's IoU on a slice SAM was not prompted on (PL1 empty) -- and its weight
-is then left out of both sums, i.e. the other weights are renormalised. Agreement is always known and its
-weight must be positive, so the score is always defined and stays in [0, 1]. A term given a positive weight
-but not passed at all is an error, not a renormalisation: the configured formula would silently not be the
-one scored.
+is then left out of both sums, i.e. the other weights are renormalised. Agreement and confidence are known on
+every slice, and one of their weights must be positive, so the score is defined and stays in [0, 1]. Without
+SAM (the "PL1 thresholded alone" ablation) the final label is PL1 itself, agreement is trivially 1, and the
+score is the confidence alone. A term given a positive weight but not passed at all is an error, not a
+renormalisation: the configured formula would silently not be the one scored.
 """
 
 from __future__ import annotations
@@ -37,10 +39,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-TERMS = ("agreement", "sam_iou", "an_confidence")
+TERMS = ("agreement", "sam_iou", "confidence")
 RULES = ("threshold", "top_fraction")
 SCORE_COLUMNS = (
-    "case", "position", "pl1_pixels", "pl3_pixels", "both_empty", "agreement", "sam_iou", "an_confidence", "score",
+    "case", "position", "pl1_pixels", "pl3_pixels", "both_empty", "agreement", "sam_iou", "confidence", "score",
 )
 
 
@@ -68,8 +70,8 @@ def _weights(weights: Mapping[str, float] | None) -> dict[str, float]:
     full = {term: float(weights.get(term, 0.0)) for term in TERMS}
     if any(not math.isfinite(w) or w < 0 for w in full.values()):
         raise ValueError(f"score weights must be finite and >= 0, got {full}")
-    if full["agreement"] <= 0:
-        raise ValueError("the agreement weight must be > 0: it is the one term known on every slice")
+    if full["agreement"] <= 0 and full["confidence"] <= 0:
+        raise ValueError("the agreement or the confidence weight must be > 0: they are known on every slice")
     return full
 
 
@@ -97,18 +99,18 @@ def score_slices(
     pl1: dict[int, np.ndarray],
     pl3: dict[int, np.ndarray],
     sam_iou: dict[int, np.ndarray] | None = None,
-    an_confidence: dict[int, np.ndarray] | None = None,
+    confidence: dict[int, np.ndarray] | None = None,
     weights: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
     """One row per slice of every case, sorted by (case, position), with the columns of `SCORE_COLUMNS`.
 
     `pl1` and `pl3` map case -> (slices, H, W) mask of the same cases and shapes; `sam_iou` and
-    `an_confidence` map case -> (slices,) float, NaN where unknown. `weights` maps terms (`TERMS`) to weights,
+    `confidence` map case -> (slices,) float, NaN where unknown. `weights` maps terms (`TERMS`) to weights,
     terms not named weigh 0; None scores agreement alone. See the module docstring for the score."""
     if set(pl1) != set(pl3):
         raise ValueError(f"PL1 covers cases {sorted(pl1)}, PL3 {sorted(pl3)}")
     w = _weights(weights)
-    for term, values in (("sam_iou", sam_iou), ("an_confidence", an_confidence)):
+    for term, values in (("sam_iou", sam_iou), ("confidence", confidence)):
         if w[term] > 0 and values is None:
             raise ValueError(f"{term} has weight {w[term]} but was not given")
     cases = sorted(int(c) for c in pl1)
@@ -130,14 +132,14 @@ def score_slices(
             "agreement": _dice(both, n1 + n3),
         }))
     iou = _per_slice("sam_iou", sam_iou, shapes, clip=True)
-    confidence = _per_slice("an_confidence", an_confidence, shapes, clip=False)
+    confidence = _per_slice("confidence", confidence, shapes, clip=False)
     if not frames:
         dtypes = {"case": np.int64, "position": np.int64, "pl1_pixels": np.int64, "pl3_pixels": np.int64,
                   "both_empty": bool}
         return pd.DataFrame({c: pd.Series(dtype=dtypes.get(c, np.float64)) for c in SCORE_COLUMNS})
     table = pd.concat(frames, ignore_index=True)
     table["sam_iou"] = np.concatenate([iou[c] for c in cases])
-    table["an_confidence"] = np.concatenate([confidence[c] for c in cases])
+    table["confidence"] = np.concatenate([confidence[c] for c in cases])
     terms = table[list(TERMS)].to_numpy(dtype=np.float64)
     weight = np.where(np.isnan(terms), 0.0, np.array([w[t] for t in TERMS]))
     table["score"] = (weight * np.nan_to_num(terms)).sum(axis=1) / weight.sum(axis=1)
@@ -196,7 +198,7 @@ class SelectSettings:
     accept_empty: bool  # accept slices where PL1 and PL3 are both empty
     agreement_weight: float
     sam_iou_weight: float
-    an_confidence_weight: float
+    confidence_weight: float
 
     def __post_init__(self):
         if self.rule not in RULES:
@@ -213,7 +215,7 @@ class SelectSettings:
     def weights(self) -> dict[str, float]:
         """The `weights` argument of `score_slices`."""
         return {"agreement": self.agreement_weight, "sam_iou": self.sam_iou_weight,
-                "an_confidence": self.an_confidence_weight}
+                "confidence": self.confidence_weight}
 
     @classmethod
     def from_config(cls, section: dict) -> "SelectSettings":

@@ -6,8 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
+from aslseg.io import read_case_arrays
 from aslseg.prepared import case_id_of
+from aslseg.select.expand import GROUND_TRUTH, PSEUDO, check_list
 
 
 @dataclass(frozen=True)
@@ -54,3 +57,60 @@ def load_slices(image_paths: list[str | Path], label_paths: list[str | Path] | N
         position=np.concatenate(positions),
         tumor=np.concatenate(tumors) if label_paths is not None else None,
     )
+
+
+def _concat(parts: list[SliceSet]) -> SliceSet:
+    labeled = [p.tumor is not None for p in parts]
+    if any(labeled) and not all(labeled):
+        raise ValueError("cannot join labeled and unlabeled slice sets")
+    return SliceSet(
+        image=np.concatenate([p.image for p in parts]),
+        case_id=np.concatenate([p.case_id for p in parts]),
+        position=np.concatenate([p.position for p in parts]),
+        tumor=np.concatenate([p.tumor for p in parts]) if all(labeled) else None,
+    )
+
+
+def _take(slices: SliceSet, rows: np.ndarray, tumor: np.ndarray | None) -> SliceSet:
+    return SliceSet(slices.image[rows], slices.case_id[rows], slices.position[rows], tumor)
+
+
+def load_round_slices(
+    labeled_list: pd.DataFrame, image_paths: list[str | Path], unlabeled_cases: list[int]
+) -> tuple[SliceSet, SliceSet | None]:
+    """The training slices of a round from its labeled list (aslseg.select.expand): labeled = the ground-truth
+    volumes' slices plus every accepted pseudo-labeled slice, its mask read from the PL3 shard file the list
+    names; unlabeled = the slices of `unlabeled_cases` that the list does not hold (None when there are none).
+
+    Only the label files that the list names are read, so the unlabeled volumes' ground truth never is."""
+    check_list(labeled_list)
+    images = {case_id_of(p): p for p in image_paths}
+    missing = sorted((set(labeled_list["case"].astype(int)) | set(unlabeled_cases)) - set(images))
+    if missing:
+        raise ValueError(f"no image file for cases {missing}")
+    truth = labeled_list[labeled_list["source"] == GROUND_TRUTH]
+    truth_files = truth.groupby("case")["label_file"].first()
+    parts = []
+    if len(truth_files):
+        cases = [int(c) for c in truth_files.index]
+        parts.append(load_slices([images[c] for c in cases], [truth_files[c] for c in cases]))
+    pseudo = labeled_list[labeled_list["source"] == PSEUDO]
+    masks = read_case_arrays(sorted(set(pseudo["label_file"])), "mask_")
+    unlabeled_parts = []
+    for case in sorted(set(unlabeled_cases) | set(pseudo["case"].astype(int))):
+        slices = load_slices([images[case]])
+        listed = pseudo.loc[pseudo["case"] == case, "position"].to_numpy(dtype=np.int64)
+        if len(listed):
+            if case not in masks:
+                raise ValueError(f"case {case}: no pseudo label in {sorted(set(pseudo['label_file']))}")
+            if masks[case].shape != slices.image.shape:
+                raise ValueError(f"case {case}: pseudo label shape {masks[case].shape} != image {slices.image.shape}")
+            if listed.max() >= len(slices):
+                raise ValueError(f"case {case}: the labeled list names slice {listed.max()} of {len(slices)}")
+            parts.append(_take(slices, listed, masks[case][listed].astype(np.uint8)))
+        rest = np.setdiff1d(np.arange(len(slices)), listed)
+        if case in unlabeled_cases and len(rest):
+            unlabeled_parts.append(_take(slices, rest, None))
+    if not parts:
+        raise ValueError("the labeled list holds no slice")
+    return _concat(parts), (_concat(unlabeled_parts) if unlabeled_parts else None)

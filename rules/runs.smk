@@ -1,0 +1,378 @@
+# Which artifacts each experiment needs, and their names. Every artifact is named by a hash of exactly what
+# it depends on, so experiments that would compute the same thing share it and an edit reruns only what it
+# touches. Functions and constants only (the rule files use them).
+#
+#   results/ssl/{run}/seed-S/                    round 0: a Stage I model ({model} = ssl/{run}/seed-S)
+#   results/loop/{loop}/seed-S/round-R/          round R >= 1 of an ASLseg loop ({model} = loop/{loop}/seed-S/round-R)
+#     model.pt, test_summary.json, pl1/          Stage I of the round: model, test metrics, Pseudo Label 1
+#     sam-{samrun}/prompts|pl2/                  Stage II: prompts from PL1, Pseudo Label 2
+#       adapt-{adaptrun}/pl3/                    Stage III: Pseudo Label 3 (adaptrun "none": PL2 as is)
+#         select-{select}/                       scores.csv, labeled_next_round.csv, pseudo_label_quality.json
+#
+# A round-0 model is shared by every experiment with the same Stage I; a round R >= 1 model belongs to a
+# loop: the round-0 run, SAM, AN and selection settings that built its labeled list (not loop.rounds, so a
+# one-round and a two-round experiment share round 1).
+from dataclasses import dataclass
+
+# ---- experiments and Stage I runs -------------------------------------------------------------------------
+# Each target experiment's effective config is validated here, before any job runs. An SSL run is named by
+# its method and a hash of what the model depends on (the ssl settings its method reads, the labeled
+# fraction).
+EXPERIMENTS = {name: experiment_config(config, name) for name in config["targets"]}
+for _name, _settings in EXPERIMENTS.items():
+    if not _settings["sam"]["enabled"] and _settings["select"]["agreement_weight"] > 0:
+        raise ConfigError(f"experiments.{_name}: without SAM the final label is PL1 itself, so agreement is 1 on "
+                          "every slice; set select.agreement_weight to 0 and select.confidence_weight > 0")
+
+
+def ssl_run(experiment):
+    settings = EXPERIMENTS[experiment]
+    labeled = settings["data"]["split"]["labeled"]
+    return f"{settings['ssl']['method']}-{settings_key(method_settings(settings['ssl']), labeled)}"
+
+
+SSL_RUNS = {
+    ssl_run(name): {"ssl": method_settings(settings["ssl"]), "labeled": settings["data"]["split"]["labeled"]}
+    for name, settings in EXPERIMENTS.items()
+}
+
+
+def rounds_of(experiment):
+    """Round indices whose SS model the experiment trains and evaluates: 0 .. loop.rounds."""
+    return range(EXPERIMENTS[experiment]["loop"]["rounds"] + 1)
+
+
+# ---- Stage II: the medical SAM --------------------------------------------------------------------------
+# Three levels of sharing, each named by a hash of exactly what it depends on:
+# - embeddings (backend, weights, precision, sharding): one set for every experiment, seed and round;
+# - a fine-tuned decoder (+ fine-tuning and prompt-shape settings): per labeled fraction and seed;
+# - a SAM run (+ the prompt type and threshold): applied to the Pseudo Label 1 of a model.
+EMBED_KEYS = ("backend", "model_type", "checkpoint", "input_norm", "bf16", "embed_batch", "shards")
+PROMPT_KEYS = ("box_margin", "min_component_pixels", "multipoint_n")
+
+
+def sam_embedding_settings(sam):
+    return {key: sam[key] for key in EMBED_KEYS}
+
+
+def sam_tuning_settings(sam):
+    return {"finetune": sam["finetune"], **{key: sam[key] for key in PROMPT_KEYS}}
+
+
+def sam_run_name(sam):
+    """A SAM run: "<prompt>-<hash of every SAM setting>" (box+point is spelled box_point in paths), or "none"
+    without SAM (sam.enabled false: PL1 is thresholded alone)."""
+    if not sam["enabled"]:
+        return "none"
+    settings = {**sam_embedding_settings(sam), **sam_tuning_settings(sam), "prompt": sam["prompt"], "threshold": sam["threshold"]}
+    return f"{sam['prompt'].replace('+', '_')}-{settings_key(settings)}"
+
+
+LOOP_EXPERIMENTS = [name for name, settings in EXPERIMENTS.items() if settings["loop"]["rounds"] >= 1]
+STAGE2_EXPERIMENTS = [name for name in LOOP_EXPERIMENTS if EXPERIMENTS[name]["sam"]["enabled"]]
+SAM_RUNS = {sam_run_name(EXPERIMENTS[name]["sam"]): EXPERIMENTS[name]["sam"] for name in STAGE2_EXPERIMENTS}
+EMBEDDINGS = {settings_key(sam_embedding_settings(sam)): sam for sam in SAM_RUNS.values()}
+TUNES = {settings_key(sam_embedding_settings(sam), sam_tuning_settings(sam)): sam for sam in SAM_RUNS.values()}
+
+
+def embed_key(sam):
+    return settings_key(sam_embedding_settings(sam))
+
+
+def tune_key(sam):
+    return settings_key(sam_embedding_settings(sam), sam_tuning_settings(sam))
+
+
+def check_sam_weights():
+    """A missing or mismatching checkpoint stops the workflow here, before any job runs (torch is imported
+    only when a target uses Stage II with a user-given checkpoint)."""
+    checked = set()
+    for sam in SAM_RUNS.values():
+        spec = (sam["backend"], sam["model_type"], sam["checkpoint"])
+        if sam["backend"] == "segment_anything" and sam["checkpoint"] is None:
+            raise ConfigError("sam.checkpoint: the segment_anything backend needs a weights file (SAM or MedSAM)")
+        if sam["checkpoint"] is not None and spec not in checked:
+            from aslseg.sam.model import SamCheckpointError, check_checkpoint
+
+            try:
+                check_checkpoint(*spec)
+            except SamCheckpointError as error:
+                raise ConfigError(str(error)) from None
+            checked.add(spec)
+
+
+def embedding_files(sam):
+    key = embed_key(sam)
+    return {
+        "embeddings": [f"{RESULTS}/sam/embeddings/{key}/shard-{k}.npy" for k in range(sam["shards"])],
+        "embedding_index": [f"{RESULTS}/sam/embeddings/{key}/shard-{k}.json" for k in range(sam["shards"])],
+    }
+
+
+def decoder_file(sam, labeled, seed):
+    """{"decoder": the fine-tuned decoder a SAM run uses}, or {} when sam.finetune.enabled is false (zero-shot)."""
+    if not sam["finetune"]["enabled"]:
+        return {}
+    return {"decoder": f"{RESULTS}/sam/finetune/{tune_key(sam)}/labeled-{labeled}/seed-{seed}/decoder.pt"}
+
+
+def finetune_report(experiment, seed):
+    sam = EXPERIMENTS[experiment]["sam"]
+    if not sam["enabled"] or not sam["finetune"]["enabled"]:
+        return None
+    labeled = f"{EXPERIMENTS[experiment]['data']['split']['labeled']:g}"
+    return f"{RESULTS}/sam/finetune/{tune_key(sam)}/labeled-{labeled}/seed-{seed}/val_prompt_dice.json"
+
+
+# ---- Stage III and selection ------------------------------------------------------------------------------
+# Synthetic pseudo-labels depend on the SAM run and the corruption settings; AN also on its training
+# settings; PL3 on AN and the PL2 it refines; the selection also on `select`. So editing select.threshold
+# redoes only the scoring and what follows, never SAM, AN or round 0 of Stage I.
+ADAPT_TRAINING = ("inputs", "iterations", "batch_size", "lr", "weight_decay", "features", "foreground_fraction",
+                  "val_every", "rotate_deg", "scale", "intensity", "threshold")
+
+
+def synth_key(sam, adapt):
+    return settings_key(sam_run_name(sam), adapt["corruptions"], adapt["copies"])
+
+
+def adapt_run_name(sam, adapt):
+    """AN's name: a hash of its synthetic data and training settings, or "none" without AN (adapt.enabled
+    false, or no SAM: PL2, or PL1, is scored as it is)."""
+    if not adapt["enabled"] or not sam["enabled"]:
+        return "none"
+    return settings_key(synth_key(sam, adapt), {key: adapt[key] for key in ADAPT_TRAINING})
+
+
+STAGE3 = {name: EXPERIMENTS[name] for name in STAGE2_EXPERIMENTS}
+SYNTHS = {synth_key(e["sam"], e["adapt"]): e for e in STAGE3.values() if e["adapt"]["enabled"]}
+ADAPTS = {adapt_run_name(e["sam"], e["adapt"]): e for e in STAGE3.values() if e["adapt"]["enabled"]}
+SELECTS = {settings_key(EXPERIMENTS[e]["select"]): EXPERIMENTS[e]["select"] for e in LOOP_EXPERIMENTS}
+
+
+def adapt_report(experiment, seed):
+    settings = EXPERIMENTS[experiment]
+    if adapt_run_name(settings["sam"], settings["adapt"]) == "none":
+        return None
+    labeled = f"{settings['data']['split']['labeled']:g}"
+    return f"{RESULTS}/adapt/model/{adapt_run_name(settings['sam'], settings['adapt'])}/labeled-{labeled}/seed-{seed}/report.json"
+
+
+# ---- models and rounds ------------------------------------------------------------------------------------
+def loop_name(experiment):
+    """A loop: the SSL method and a hash of the round-0 run, the SAM run, AN and the selection settings."""
+    settings = EXPERIMENTS[experiment]
+    key = settings_key(ssl_run(experiment), sam_run_name(settings["sam"]),
+                       adapt_run_name(settings["sam"], settings["adapt"]), settings["select"])
+    return f"{settings['ssl']['method']}-{key}"
+
+
+LOOPS = {loop_name(name): name for name in LOOP_EXPERIMENTS}
+
+
+def model_dir(experiment, seed, round_index):
+    """The {model} of an experiment's round (a path under RESULTS)."""
+    if round_index == 0:
+        return f"ssl/{ssl_run(experiment)}/seed-{seed}"
+    return f"loop/{loop_name(experiment)}/seed-{seed}/round-{round_index}"
+
+
+@dataclass(frozen=True)
+class Model:
+    """What a {model} wildcard names: the SSL run it trains like, its seed and round, and (round >= 1) the
+    loop -- through `experiment`, one experiment of that loop, whose settings are the loop's."""
+
+    run: str
+    seed: int
+    round: int
+    experiment: str | None
+
+    @property
+    def labeled(self):
+        return f"{SSL_RUNS[self.run]['labeled']:g}"
+
+
+def parse_model(model):
+    parts = model.split("/")
+    seed = int(parts[2].removeprefix("seed-"))
+    if parts[0] == "ssl":
+        return Model(parts[1], seed, 0, None)
+    experiment = LOOPS[parts[1]]
+    return Model(ssl_run(experiment), seed, int(parts[3].removeprefix("round-")), experiment)
+
+
+def model_of(wildcards):
+    return parse_model(wildcards.model)
+
+
+def selection_dir(experiment, seed, round_index):
+    """Where round `round_index`'s pseudo labels are scored and round `round_index` + 1's list is written."""
+    settings = EXPERIMENTS[experiment]
+    samrun = sam_run_name(settings["sam"])
+    adaptrun = adapt_run_name(settings["sam"], settings["adapt"])
+    select = settings_key(settings["select"])
+    return f"{RESULTS}/{model_dir(experiment, seed, round_index)}/sam-{samrun}/adapt-{adaptrun}/select-{select}"
+
+
+def pseudo_label_3(model, samrun, adaptrun, shard):
+    """The final pseudo label of a shard: AN's PL3, PL2 without AN, PL1 without SAM."""
+    if samrun == "none":
+        return f"{RESULTS}/{model}/pl1/shard-{shard}.npz"
+    if adaptrun == "none":
+        return f"{RESULTS}/{model}/sam-{samrun}/pl2/shard-{shard}.npz"
+    return f"{RESULTS}/{model}/sam-{samrun}/adapt-{adaptrun}/pl3/shard-{shard}.npz"
+
+
+def final_pseudo_labels(experiment, seed, round_index):
+    settings = EXPERIMENTS[experiment]
+    samrun = sam_run_name(settings["sam"])
+    adaptrun = adapt_run_name(settings["sam"], settings["adapt"])
+    return [pseudo_label_3(model_dir(experiment, seed, round_index), samrun, adaptrun, k) for k in SHARDS]
+
+
+def labeled_list_of(experiment, seed, round_index):
+    """Round `round_index`'s labeled list (round >= 1): written by round `round_index` - 1's selection."""
+    return f"{selection_dir(experiment, seed, round_index - 1)}/labeled_next_round.csv"
+
+
+# ---- splits and the inputs of Stage I jobs ----------------------------------------------------------------
+def run_split_file(wildcards):
+    """The split a model trains on; a checkpoint, since which volumes' labels a job reads depends on it."""
+    model = model_of(wildcards)
+    return checkpoints.split.get(labeled=model.labeled, seed=model.seed).output[0]
+
+
+def run_split(wildcards):
+    return json.loads(Path(run_split_file(wildcards)).read_text())
+
+
+def ssl_train_inputs(wildcards):
+    """Images of the training and val volumes; tumor labels of the labeled and val volumes only; from round 1
+    on, the round's labeled list and the pseudo-label files it can name (the final pseudo labels of every
+    earlier round), never an unlabeled volume's label."""
+    model, split = model_of(wildcards), run_split(wildcards)
+    inputs = {
+        "split": run_split_file(wildcards),
+        "images": [prepared_image(c) for c in sorted(split["labeled"] + split["unlabeled"] + split["val"])],
+        "labels": [prepared_label(c) for c in sorted(split["labeled"] + split["val"])],
+    }
+    if model.round >= 1:
+        inputs["labeled_list"] = labeled_list_of(model.experiment, model.seed, model.round)
+        inputs["pseudo_labels"] = [
+            path for r in range(model.round) for path in final_pseudo_labels(model.experiment, model.seed, r)
+        ]
+    return inputs
+
+
+def unlabeled_shard_images(wildcards):
+    return [prepared_image(case) for case in shard_cases(wildcards.shard, run_split(wildcards)["unlabeled"])]
+
+
+def summary_rows():
+    """One row of results/summary.csv per target experiment x seed x round, with its test summary."""
+    return [
+        {"experiment": e, "round": r, "seed": s, "run": model_dir(e, s, r).split("/")[1],
+         "summary": f"{RESULTS}/{model_dir(e, s, r)}/test_summary.json"}
+        for e in config["targets"] for s in config["seeds"] for r in rounds_of(e)
+    ]
+
+
+# ---- Stage II/III inputs ----------------------------------------------------------------------------------
+def sam_weights(wildcards):
+    """The base weights file as an input when the config names one (ancient: a copied file with a new
+    timestamp must not re-embed every slice); the shipped LiteMedSAM weights belong to the installed package."""
+    weights = EMBEDDINGS[wildcards.embed]["checkpoint"]
+    return {"weights": ancient(weights)} if weights else {}
+
+
+def holdout():
+    return json.loads(Path(checkpoints.holdout.get().output[0]).read_text())
+
+
+def embed_shard_cases(wildcards):
+    """Train and val volumes (the slices Stage II ever prompts or fine-tunes on) of one embedding shard; test
+    volumes are never embedded."""
+    cases = sorted(holdout()["train"] + holdout()["val"])
+    return cases[int(wildcards.shard) :: EMBEDDINGS[wildcards.embed]["shards"]]
+
+
+def tune_split_file(wildcards):
+    return checkpoints.split.get(labeled=wildcards.labeled, seed=wildcards.seed).output[0]
+
+
+def tune_split(wildcards):
+    return json.loads(Path(tune_split_file(wildcards)).read_text())
+
+
+def sam_finetune_inputs(wildcards):
+    """Embeddings, and the tumor labels of the labeled volumes (to fine-tune on) and val volumes (to report
+    zero-shot vs fine-tuned Dice): the labels a Stage I run of the same split may read, nothing more."""
+    split = tune_split(wildcards)
+    return {
+        **embedding_files(TUNES[wildcards.tune]),
+        "split": tune_split_file(wildcards),
+        "labels": [prepared_label(c) for c in sorted(split["labeled"] + split["val"])],
+    }
+
+
+def sam_decoder(wildcards):
+    return decoder_file(SAM_RUNS[wildcards.samrun], model_of(wildcards).labeled, model_of(wildcards).seed)
+
+
+def synthesis_inputs(wildcards):
+    """SAM (embeddings, decoder) and the images and tumor labels of the labeled volumes (training examples)
+    and val volumes (AN's validation): the labels a Stage I run of the same split may read."""
+    settings = SYNTHS[wildcards.synth]
+    split = tune_split(wildcards)
+    cases = sorted(split["labeled"] + split["val"])
+    return {
+        **embedding_files(settings["sam"]),
+        **decoder_file(settings["sam"], wildcards.labeled, wildcards.seed),
+        "split": tune_split_file(wildcards),
+        "images": [prepared_image(c) for c in cases],
+        "labels": [prepared_label(c) for c in cases],
+    }
+
+
+def adapt_train_inputs(wildcards):
+    settings = ADAPTS[wildcards.adapt]
+    split = tune_split(wildcards)
+    cases = sorted(split["labeled"] + split["val"])
+    key = synth_key(settings["sam"], settings["adapt"])
+    return {
+        "synthetic": f"{RESULTS}/adapt/synthetic/{key}/labeled-{wildcards.labeled}/seed-{wildcards.seed}/synthetic.npz",
+        "split": tune_split_file(wildcards),
+        "images": [prepared_image(c) for c in cases],
+        "labels": [prepared_label(c) for c in cases],
+    }
+
+
+def adapt_model_file(wildcards):
+    model = model_of(wildcards)
+    return f"{RESULTS}/adapt/model/{wildcards.adaptrun}/labeled-{model.labeled}/seed-{model.seed}/model.pt"
+
+
+def selection_inputs(wildcards):
+    """PL1, the final pseudo label (PL3; PL2 without AN; PL1 without SAM) and SAM's per-component table of
+    every shard of one round's selection; from round 1 on, the round's labeled list (its slices are no
+    longer unlabeled, so they are not scored again)."""
+    model = model_of(wildcards)
+    inputs = {
+        "pl1": [f"{RESULTS}/{wildcards.model}/pl1/shard-{k}.npz" for k in SHARDS],
+        "pl3": [pseudo_label_3(wildcards.model, wildcards.samrun, wildcards.adaptrun, k) for k in SHARDS],
+    }
+    if wildcards.samrun != "none":
+        inputs["components"] = [f"{RESULTS}/{wildcards.model}/sam-{wildcards.samrun}/pl2/shard-{k}.csv" for k in SHARDS]
+    if model.round >= 1:
+        inputs["labeled_list"] = labeled_list_of(model.experiment, model.seed, model.round)
+    return inputs
+
+
+LOOP_ROWS = [
+    {"experiment": e, "seed": s, "round": r, "run": model_dir(e, s, r).split("/")[1],
+     "prompt": EXPERIMENTS[e]["sam"]["prompt"] if EXPERIMENTS[e]["sam"]["enabled"] else "none",
+     "quality": f"{selection_dir(e, s, r)}/pseudo_label_quality.json", "finetune_report": finetune_report(e, s),
+     "adapt_report": adapt_report(e, s), "labeled_list": f"{selection_dir(e, s, r)}/labeled_next_round.csv"}
+    for e in config["targets"] if e in LOOP_EXPERIMENTS for s in config["seeds"]
+    for r in range(EXPERIMENTS[e]["loop"]["rounds"])
+]
