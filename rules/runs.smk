@@ -214,12 +214,19 @@ def selection_dir(experiment, seed, round_index):
     return f"{RESULTS}/{model_dir(experiment, seed, round_index)}/sam-{samrun}/adapt-{adaptrun}/select-{select}"
 
 
+def pseudo_label_1(model, shard):
+    return f"{RESULTS}/{model}/pl1/shard-{shard}.npz"
+
+
+def pseudo_label_2(model, samrun, shard):
+    """SAM's masks of a shard, PL1 itself without SAM."""
+    return pseudo_label_1(model, shard) if samrun == "none" else f"{RESULTS}/{model}/sam-{samrun}/pl2/shard-{shard}.npz"
+
+
 def pseudo_label_3(model, samrun, adaptrun, shard):
     """The final pseudo label of a shard: AN's PL3, PL2 without AN, PL1 without SAM."""
-    if samrun == "none":
-        return f"{RESULTS}/{model}/pl1/shard-{shard}.npz"
     if adaptrun == "none":
-        return f"{RESULTS}/{model}/sam-{samrun}/pl2/shard-{shard}.npz"
+        return pseudo_label_2(model, samrun, shard)
     return f"{RESULTS}/{model}/sam-{samrun}/adapt-{adaptrun}/pl3/shard-{shard}.npz"
 
 
@@ -358,7 +365,7 @@ def selection_inputs(wildcards):
     longer unlabeled, so they are not scored again)."""
     model = model_of(wildcards)
     inputs = {
-        "pl1": [f"{RESULTS}/{wildcards.model}/pl1/shard-{k}.npz" for k in SHARDS],
+        "pl1": [pseudo_label_1(wildcards.model, k) for k in SHARDS],
         "pl3": [pseudo_label_3(wildcards.model, wildcards.samrun, wildcards.adaptrun, k) for k in SHARDS],
     }
     if wildcards.samrun != "none":

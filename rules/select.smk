@@ -58,9 +58,7 @@ rule evaluate_pseudo_labels:
     same on the accepted and the rejected slices (how precise the selection is)."""
     input:
         unpack(selection_inputs),
-        pl2=lambda wildcards: [
-            pseudo_label_3(wildcards.model, wildcards.samrun, "none", k) for k in SHARDS
-        ],
+        pl2=lambda wildcards: [pseudo_label_2(wildcards.model, wildcards.samrun, k) for k in SHARDS],
         scores=f"{SELECTION}/scores.csv",
         labels=lambda wildcards: [prepared_label(case) for case in run_split(wildcards)["unlabeled"]],
         images=lambda wildcards: [prepared_image(case) for case in run_split(wildcards)["unlabeled"]],

@@ -22,7 +22,7 @@ def slice_confidence(probability: np.ndarray, pl1: np.ndarray, pl3: np.ndarray) 
 with job_logging(snakemake) as log:
     settings = SelectSettings.from_config(snakemake.params.select)
     pl1, pl3 = read_case_arrays(snakemake.input.pl1, "mask_"), read_case_arrays(snakemake.input.pl3, "mask_")
-    probability = read_case_arrays(snakemake.input.pl3, "probability_")  # AN's; PL1's own without SAM
+    probability = read_case_arrays(snakemake.input.pl3, "probability_")  # of the final label: AN, SAM or SS
     sam_iou = None
     if "components" in snakemake.input.keys():
         components = pd.concat([pd.read_csv(path) for path in snakemake.input.components])
