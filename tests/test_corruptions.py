@@ -12,6 +12,7 @@ from aslseg.adapt.corruptions import (
     CorruptionSettings,
     add_false_blobs,
     corrupt,
+    darkness,
     dilate,
     drop_lesions,
     empty,
@@ -55,7 +56,7 @@ def settings(**probabilities) -> CorruptionSettings:
     values = {f"p_{name}": 0.0 for name in CORRUPTIONS} | {
         "drop_per_lesion": 0.5, "merge_gap": 3, "erode_max_radius": 2, "dilate_max_radius": 2,
         "jag_amplitude": 1.5, "jag_sigma": 3.0, "shift_max": 3, "false_blob_max_count": 3,
-        "false_blob_diameter": (3.0, 12.0),
+        "false_blob_diameter": (3.0, 12.0), "false_blob_margin": 0, "false_blob_dark_share": 0.0,
     }
     return CorruptionSettings(**(values | {f"p_{name}": p for name, p in probabilities.items()}))
 
@@ -105,6 +106,61 @@ def test_false_blobs_on_a_tumor_free_slice_and_none_where_nothing_fits():
     whole = np.ones((16, 16), dtype=bool)  # blobs may reach the image edge, never past it
     for seed in range(10):
         assert add_false_blobs(blank[:16, :16], whole, rng(seed), max_count=3, diameter=(6.0, 12.0)).any()
+
+
+def test_false_blobs_reach_past_the_liver_edge_by_the_margin_only():
+    liver = np.zeros((64, 64), dtype=bool)
+    liver[24:40, 24:40] = True
+    blank = np.zeros((64, 64), dtype=np.uint8)
+    grown = ndimage.binary_dilation(liver, structure=np.ones((9, 9), dtype=bool))  # contains the 4-px disk grow
+    outside = 0
+    for seed in range(20):
+        out = add_false_blobs(blank, liver, rng(seed), max_count=3, diameter=(4.0, 8.0), margin=4).astype(bool)
+        assert not (out & ~grown).any()
+        outside += int((out & ~liver).any())
+        assert not (add_false_blobs(blank, liver, rng(seed), max_count=3, diameter=(4.0, 8.0)).astype(bool) & ~liver).any()
+    assert outside > 5  # the margin is used, not just allowed
+
+
+def dark_spot_slice():
+    """A flat liver (0.5) with one dark spot (0.35, radius 3) at (45, 45)."""
+    y, x = np.mgrid[:64, :64]
+    image = np.full((64, 64), 0.5, dtype=np.float32)
+    image[(y - 45) ** 2 + (x - 45) ** 2 <= 9] = 0.35
+    return image
+
+
+def test_darkness_marks_dark_spots_in_the_liver_and_is_capped():
+    image, liver = dark_spot_slice(), big_liver()
+    dark = darkness(image, liver)
+    assert dark.shape == image.shape and dark.dtype == np.float32 and dark.min() >= 0.0
+    assert np.unravel_index(dark.argmax(), dark.shape) == (45, 45)
+    assert dark[20, 20] < 0.01 < dark[45, 45] <= 0.2
+    image[:, :2] = -1.0  # air at the image edge, beside the liver: capped, not dominating
+    assert darkness(image, liver).max() <= 0.2
+
+
+def test_false_blobs_go_to_dark_spots_when_lured_and_anywhere_otherwise():
+    image, liver, blank = dark_spot_slice(), big_liver(), np.zeros((64, 64), dtype=np.uint8)
+    dark = darkness(image, liver)
+    on_spot = lambda out: bool(out[42:49, 42:49].any())  # noqa: E731  (touches the spot or its rim)
+    lured = [on_spot(add_false_blobs(blank, liver, rng(seed), max_count=1, diameter=(4.0, 6.0), dark_share=1.0, dark=dark))
+             for seed in range(20)]
+    uniform = [on_spot(add_false_blobs(blank, liver, rng(seed), max_count=1, diameter=(4.0, 6.0), dark=dark))
+               for seed in range(20)]
+    assert sum(lured) >= 18 and sum(uniform) <= 3
+
+
+def test_synthesize_with_images_lures_blobs_and_stays_reproducible():
+    tumors = np.zeros((2, 64, 64), dtype=np.uint8)
+    livers, images = np.stack([big_liver()] * 2), np.stack([dark_spot_slice()] * 2)
+    lured = dataclasses.replace(settings(add_false_blobs=1.0), false_blob_max_count=1, false_blob_diameter=(4.0, 6.0),
+                                false_blob_dark_share=1.0)
+    masks, _, _ = synthesize(tumors, livers, lured, copies=5, seed=3, images=images)
+    assert masks[:, 42:49, 42:49].any(axis=(1, 2)).mean() >= 0.8
+    assert np.array_equal(masks, synthesize(tumors, livers, lured, copies=5, seed=3, images=images)[0])
+    with pytest.raises(ValueError, match="images"):
+        synthesize(tumors, livers, lured, copies=1, seed=3, images=images[:1])
 
 
 def square(side=20) -> np.ndarray:

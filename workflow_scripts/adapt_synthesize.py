@@ -18,15 +18,17 @@ from aslseg.workflow import job_logging
 
 
 def slices_of(files: PreparedFiles, cases: list[int]):
-    """(case, position, tumor, liver) of every slice of `cases`."""
-    case, position, tumor, liver = [], [], [], []
+    """(case, position, tumor, liver, image) of every slice of `cases`."""
+    case, position, tumor, liver, image_slices = [], [], [], [], []
     for case_id in cases:
         with np.load(files.image(case_id)) as image, np.load(files.label(case_id)) as label:
             tumor.append(label["tumor"])
             liver.append(image["liver"].astype(bool))
+            image_slices.append(image["image"].astype(np.float32))
         case.append(np.full(len(tumor[-1]), case_id))
         position.append(np.arange(len(tumor[-1])))
-    return np.concatenate(case), np.concatenate(position), np.concatenate(tumor), np.concatenate(liver)
+    return (np.concatenate(case), np.concatenate(position), np.concatenate(tumor), np.concatenate(liver),
+            np.concatenate(image_slices))
 
 
 with job_logging(snakemake) as log:
@@ -42,10 +44,10 @@ with job_logging(snakemake) as log:
     arrays, summary = {}, {}
     for part, seed_offset in (("train", 0), ("val", 1)):
         cases = split["labeled"] if part == "train" else split["val"]
-        case, position, tumor, liver = slices_of(files, cases)
+        case, position, tumor, liver, images = slices_of(files, cases)
         synthetic = synthetic_pseudo_labels(model, store, case, position, tumor, liver, corruptions, prompts,
                                             snakemake.params.copies, int(snakemake.wildcards.seed) * 2 + seed_offset,
-                                            sam["threshold"])
+                                            sam["threshold"], images)
         for name in ("case", "position", "pl1", "pl2", "sam_probability"):
             arrays[f"{part}_{name}"] = getattr(synthetic, name)
         counts = Counter(name for applied in synthetic.applied for name in applied)

@@ -28,8 +28,8 @@ import numpy as np
 from scipy import ndimage
 
 # Application order: lesion-level errors first (which lesions SS finds and how it groups them), then their
-# extent (size, boundary, position), then false positives (after the shift, so they stay in the liver and
-# off the tumor), and a missed slice last, which wipes everything.
+# extent (size, boundary, position), then false positives (after the shift, so they stay where they were put
+# and off the tumor), and a missed slice last, which wipes everything.
 CORRUPTIONS = (
     "drop_lesions",
     "merge_nearby",
@@ -72,10 +72,12 @@ class CorruptionSettings:
     p_add_false_blobs: float
     false_blob_max_count: int  # 1..this blobs are added
     false_blob_diameter: tuple[float, float]  # longest extent of a blob, drawn uniformly, pixels
+    false_blob_margin: int  # pixels beyond the liver's edge a blob may reach (SS's false positives straddle it)
+    false_blob_dark_share: float  # chance a blob is centred where the image is darker than the liver around
     p_empty: float
 
     def __post_init__(self) -> None:
-        for name in [f"p_{c}" for c in CORRUPTIONS] + ["drop_per_lesion"]:
+        for name in [f"p_{c}" for c in CORRUPTIONS] + ["drop_per_lesion", "false_blob_dark_share"]:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.p_erode + self.p_dilate > 1.0:
@@ -83,8 +85,8 @@ class CorruptionSettings:
         for name in ("merge_gap", "erode_max_radius", "dilate_max_radius", "false_blob_max_count"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
-        if self.shift_max < 0 or self.jag_amplitude < 0 or self.jag_sigma <= 0:
-            raise ValueError("shift_max and jag_amplitude must be >= 0 and jag_sigma > 0")
+        if self.shift_max < 0 or self.false_blob_margin < 0 or self.jag_amplitude < 0 or self.jag_sigma <= 0:
+            raise ValueError("shift_max, false_blob_margin and jag_amplitude must be >= 0 and jag_sigma > 0")
         low, high = self.false_blob_diameter
         if not 1.0 <= low <= high:
             raise ValueError(f"false_blob_diameter must be a range [lo, hi] with 1 <= lo <= hi, got {[low, high]}")
@@ -113,7 +115,8 @@ class CorruptionSettings:
             "dilate": {"max_radius": self.dilate_max_radius},
             "jag_boundary": {"amplitude": self.jag_amplitude, "sigma": self.jag_sigma},
             "shift": {"max_pixels": self.shift_max},
-            "add_false_blobs": {"max_count": self.false_blob_max_count, "diameter": self.false_blob_diameter},
+            "add_false_blobs": {"max_count": self.false_blob_max_count, "diameter": self.false_blob_diameter,
+                                "margin": self.false_blob_margin, "dark_share": self.false_blob_dark_share},
             "empty": {},
         }[name]
 
@@ -222,27 +225,53 @@ def _blob(diameter: float, rng: np.random.Generator) -> np.ndarray:
     return patch
 
 
+def darkness(image: np.ndarray, liver: np.ndarray, fine: float = 1.0, coarse: float = 6.0, cap: float = 0.2) -> np.ndarray:
+    """How much darker each pixel's neighbourhood (Gaussian, `fine` px) is than the liver around it (the
+    liver's own pixels, Gaussian-weighted over `coarse` px), in image units, clipped to [0, `cap`]: where a
+    hypodense-lesion detector is lured. On the default phantom SS(.)'s false positives are such spots: ~15 HU
+    darker than their surroundings, 28% of them mostly outside the liver (benchmarks/selection_features.py's
+    round-0 run). The cap keeps fat and air beyond the liver's edge from outweighing every spot inside it."""
+    image, liver = np.asarray(image, dtype=np.float32), _binary(liver).astype(np.float32)
+    weight = ndimage.gaussian_filter(liver, coarse)
+    background = ndimage.gaussian_filter(image * liver, coarse) / np.maximum(weight, 1e-6)
+    dark = np.where(weight > 1e-3, background - ndimage.gaussian_filter(image, fine), 0.0)
+    return np.clip(dark, 0.0, cap).astype(np.float32)
+
+
 def add_false_blobs(
     mask: np.ndarray,
     liver: np.ndarray,
     rng: np.random.Generator,
     max_count: int,
     diameter: tuple[float, float],
+    margin: int = 0,
+    dark_share: float = 0.0,
+    dark: np.ndarray | None = None,
 ) -> np.ndarray:
     """Add 1..`max_count` irregular blobs, each with a longest extent drawn from `diameter` (pixels), placed
-    at random where they lie entirely inside the liver and do not touch (8-connectivity) the tumor or each
-    other: false positives, SS's main failure (lesion precision 0.05-0.16 on the phantom). They are separate
-    lesions, not bulges of real ones. A blob that fits nowhere (a liver sliver) is skipped."""
+    where they lie entirely inside the liver grown by `margin` pixels and do not touch (8-connectivity) the
+    tumor or each other: false positives, SS's main failure (lesion precision 0.05-0.25 on the phantom). They
+    are separate lesions, not bulges of real ones. Each blob's centre is drawn uniformly, or, with chance
+    `dark_share` and a `dark` map (:func:`darkness`), in proportion to the squared darkness there: a blob on
+    a lesion-like spot is the false positive AN has to learn to delete. A blob that fits nowhere is skipped."""
     result = _binary(mask).copy()
-    liver = _binary(liver)
+    region = _binary(liver)
+    if margin > 0:
+        region = ndimage.binary_dilation(region, structure=disk(margin))
     for _ in range(int(rng.integers(1, max_count + 1))):
         patch = _blob(rng.uniform(*diameter), rng)
-        allowed = liver & ~ndimage.binary_dilation(result, structure=_EIGHT_CONNECTED)
+        lured = rng.random() < dark_share
+        allowed = region & ~ndimage.binary_dilation(result, structure=_EIGHT_CONNECTED)
         # centres where the whole patch lies in `allowed` (the image border counts as not allowed)
         centres = np.flatnonzero(ndimage.binary_erosion(allowed, structure=patch, border_value=0))
         if centres.size == 0:
             continue
-        centre = np.unravel_index(centres[rng.integers(centres.size)], result.shape)
+        weights = np.asarray(dark, dtype=np.float64).ravel()[centres] ** 2 if lured and dark is not None else None
+        if weights is not None and weights.sum() > 0:
+            pick = rng.choice(centres.size, p=weights / weights.sum())
+        else:
+            pick = rng.integers(centres.size)
+        centre = np.unravel_index(centres[pick], result.shape)
         rows, cols = np.nonzero(patch)  # by pixel: the patch's empty margin may overhang the image
         half = patch.shape[0] // 2
         result[rows + centre[0] - half, cols + centre[1] - half] = True
@@ -264,7 +293,11 @@ _FUNCTIONS = {
 # one slice, many slices
 # ----------------------------------------------------------------------------------------------------------
 def corrupt(
-    tumor: np.ndarray, liver: np.ndarray, settings: CorruptionSettings, rng: np.random.Generator
+    tumor: np.ndarray,
+    liver: np.ndarray,
+    settings: CorruptionSettings,
+    rng: np.random.Generator,
+    dark: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[str]]:
     """One synthetic pseudo-label of a slice, and the names of the corruptions applied, in order.
 
@@ -272,7 +305,8 @@ def corrupt(
     (so the choices do not depend on what the corruptions draw); erode and dilate share one draw, so a slice
     is never both. A slice drawn `empty` returns only ["empty"], the other corruptions being moot. Tumor-free
     slices go through the same steps: they can get false blobs, which teaches AN to delete them. A corruption
-    applied can leave the mask unchanged (dropping lesions of a tumor-free slice, a zero shift)."""
+    applied can leave the mask unchanged (dropping lesions of a tumor-free slice, a zero shift). `dark` is the
+    slice's :func:`darkness` map, which only the false blobs use (without it they are placed uniformly)."""
     if np.shape(tumor) != np.shape(liver) or np.ndim(tumor) != 2:
         raise ValueError(f"tumor and liver must be 2D slices of one shape, got {np.shape(tumor)}, {np.shape(liver)}")
     draws = dict(zip(CORRUPTIONS, rng.random(len(CORRUPTIONS))))
@@ -282,7 +316,8 @@ def corrupt(
         return empty(tumor, liver, rng), ["empty"]
     mask = _binary(tumor).astype(np.uint8)
     for name in applied:
-        mask = _FUNCTIONS[name](mask, liver, rng, **settings.arguments(name))
+        image_guided = {"dark": dark} if name == "add_false_blobs" else {}
+        mask = _FUNCTIONS[name](mask, liver, rng, **settings.arguments(name), **image_guided)
     return mask, applied
 
 
@@ -293,6 +328,7 @@ def synthesize(
     copies: int,
     seed: int,
     slice_ids: Sequence[int] | None = None,
+    images: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[list[str]]]:
     """`copies` synthetic pseudo-labels of each of N slices: masks (N * copies, H, W) uint8, copy k of slice
     i at row i * copies + k; source_index (N * copies,), the row of the input slice each one comes from; and
@@ -301,7 +337,8 @@ def synthesize(
     Copy k of a slice is drawn from ``np.random.default_rng([seed, slice_id, k])``, so it depends only on the
     seed, the slice and k, never on the other slices or on `copies`. `slice_ids` are the slices' stable ids
     (e.g. their rows in the prepared set; default 0..N-1): pass them when synthesizing a subset, so that a
-    slice gets the same copies whichever batch it comes in."""
+    slice gets the same copies whichever batch it comes in. `images` (N, H, W), the slices themselves, let
+    false blobs go to dark, lesion-like spots (:func:`darkness`)."""
     tumor_slices, liver_slices = np.asarray(tumor_slices), np.asarray(liver_slices)
     if tumor_slices.ndim != 3 or tumor_slices.shape != liver_slices.shape:
         raise ValueError(f"need (N, H, W) tumor and liver slices of one shape, got {tumor_slices.shape}, "
@@ -310,11 +347,14 @@ def synthesize(
     ids = range(count) if slice_ids is None else [int(i) for i in slice_ids]
     if len(ids) != count:
         raise ValueError(f"{len(ids)} slice_ids for {count} slices")
+    if images is not None and np.shape(images) != tumor_slices.shape:
+        raise ValueError(f"images have shape {np.shape(images)}, the tumor slices {tumor_slices.shape}")
     masks = np.zeros((count * copies, *tumor_slices.shape[1:]), dtype=np.uint8)
     applied: list[list[str]] = []
     for row, slice_id in enumerate(ids):
+        dark = None if images is None else darkness(images[row], liver_slices[row])
         for k in range(copies):
             rng = np.random.default_rng([seed, slice_id, k])
-            masks[row * copies + k], names = corrupt(tumor_slices[row], liver_slices[row], settings, rng)
+            masks[row * copies + k], names = corrupt(tumor_slices[row], liver_slices[row], settings, rng, dark)
             applied.append(names)
     return masks, np.repeat(np.arange(count), copies), applied

@@ -46,10 +46,12 @@ def synthetic_pseudo_labels(
     copies: int,
     seed: int,
     threshold: float,
+    images: np.ndarray | None = None,
 ) -> SyntheticSet:
-    """`copies` synthetic (PL1, PL2) pairs per slice; reproducible per seed and slice, whatever the batch."""
+    """`copies` synthetic (PL1, PL2) pairs per slice; reproducible per seed and slice, whatever the batch.
+    With `images` (the slices), false blobs favour dark, lesion-like spots as SS's false positives do."""
     slice_ids = case.astype(np.int64) * 100_000 + position  # stable per slice: its draws do not depend on batching
-    pl1, source, applied = synthesize(tumor, liver, corruptions, copies, seed, slice_ids=slice_ids)
+    pl1, source, applied = synthesize(tumor, liver, corruptions, copies, seed, slice_ids=slice_ids, images=images)
     components = [
         PromptedComponent(target, int(case[source[target]]), int(position[source[target]]), p["component"], p["area"],
                           p["box"], p["points"], p["point_labels"])
