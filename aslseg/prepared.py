@@ -27,6 +27,7 @@ class Volume:
     image: np.ndarray  # float32 (S, H, W)
     tumor: np.ndarray  # uint8 (S, H, W)
     spacing: tuple[float, float, float]
+    liver: np.ndarray | None = None  # uint8 (S, H, W): the known liver region (incl. tumor); predictions stay in it
 
 
 class PreparedFiles:
@@ -48,4 +49,4 @@ class PreparedFiles:
         """A case whose label this job may read, with its spacing in mm."""
         with np.load(self.image(case_id)) as image, np.load(self.label(case_id)) as label:
             spacing = tuple(float(s) for s in image["spacing"])
-            return Volume(case_id, image["image"].astype(np.float32), label["tumor"], spacing)
+            return Volume(case_id, image["image"].astype(np.float32), label["tumor"], spacing, image["liver"])

@@ -151,3 +151,14 @@ def test_a_rounds_labeled_list_moves_accepted_slices_from_unlabeled_to_labeled(t
         assert np.array_equal(labeled.image[4], case["image"][2]) and np.array_equal(unlabeled.image[0], case["image"][0])
     with pytest.raises(ValueError, match="no image file"):
         load_round_slices(listed, images[:2], unlabeled_cases=[2, 3])
+
+
+def test_predictions_stay_inside_the_liver_region():
+    model = build_network((4, 4, 8, 8, 16, 4))
+    images = np.random.default_rng(0).random((3, 32, 32), dtype=np.float32)
+    region = np.zeros((3, 32, 32), dtype=np.uint8)
+    region[:, 8:24, 8:24] = 1
+    free, kept = predict_probabilities(model, images), predict_probabilities(model, images, region=region)
+    assert (kept[region == 0] == 0).all() and np.array_equal(kept[region == 1], free[region == 1])
+    with pytest.raises(ValueError, match="region"):
+        predict_probabilities(model, images, region=region[:2])

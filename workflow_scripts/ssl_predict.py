@@ -17,7 +17,7 @@ with job_logging(snakemake) as log:
     arrays = {}
     for case_id in sorted(files.images):
         with np.load(files.image(case_id)) as image:
-            probability = predict_probabilities(model, image["image"].astype(np.float32))
+            probability = predict_probabilities(model, image["image"].astype(np.float32), region=image["liver"])
         arrays[f"probability_{case_id}"] = probability.astype(np.float16)
         arrays[f"mask_{case_id}"] = (probability > threshold).astype(np.uint8)
         log.info("case %d: %d slices, %d tumor pixels", case_id, len(probability), arrays[f"mask_{case_id}"].sum())

@@ -13,9 +13,11 @@ from aslseg.ssl.network import predict_probabilities
 
 
 def score_volumes(model: torch.nn.Module, volumes: list[Volume], threshold: float) -> list[dict]:
-    """One row of aslseg.metrics.case_metrics per volume, with its case id."""
+    """One row of aslseg.metrics.case_metrics per volume, with its case id (predictions kept inside the
+    volume's liver region when it has one)."""
     return [
-        {"case_id": v.case_id, **case_metrics(predict_probabilities(model, v.image) > threshold, v.tumor, v.spacing)}
+        {"case_id": v.case_id,
+         **case_metrics(predict_probabilities(model, v.image, region=v.liver) > threshold, v.tumor, v.spacing)}
         for v in volumes
     ]
 

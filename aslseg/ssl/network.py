@@ -13,9 +13,13 @@ def build_network(features: list[int] | tuple[int, ...], in_channels: int = 1) -
 
 
 @torch.no_grad()
-def predict_probabilities(model: torch.nn.Module, images: np.ndarray, batch_size: int = 16) -> np.ndarray:
+def predict_probabilities(
+    model: torch.nn.Module, images: np.ndarray, batch_size: int = 16, region: np.ndarray | None = None
+) -> np.ndarray:
     """Tumor probability (softmax channel 1) for a (N, H, W) stack, or (N, C, H, W) for a network with C input
-    channels, as float32 (N, H, W)."""
+    channels, as float32 (N, H, W). With `region` (N, H, W), the probability outside it is 0: SS(.) segments
+    tumor within the known liver region (liver incl. tumor, what a liver segmenter outputs; the same region
+    selects the slices and the crop), as cascaded liver-tumor methods do."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -25,7 +29,12 @@ def predict_probabilities(model: torch.nn.Module, images: np.ndarray, batch_size
         batch = batch[:, None] if batch.ndim == 3 else batch
         out.append(torch.softmax(model(batch), dim=1)[:, 1].cpu().numpy())
     model.train(was_training)
-    return np.concatenate(out) if out else np.zeros((0,) + images.shape[-2:], dtype=np.float32)
+    probability = np.concatenate(out) if out else np.zeros((0,) + images.shape[-2:], dtype=np.float32)
+    if region is not None:
+        if np.shape(region) != probability.shape:
+            raise ValueError(f"region has shape {np.shape(region)}, the probabilities {probability.shape}")
+        probability = np.where(np.asarray(region) > 0, probability, np.float32(0.0))
+    return probability
 
 
 def default_device() -> str:
