@@ -21,7 +21,7 @@ def pooled_dice(intersection: int, predicted: int, truth: int) -> float | None:
     return float(2 * intersection / total) if total else None
 
 
-def _slice_dice(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+def slice_dice(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """Dice per slice of (S, H, W) masks; 1.0 where both are empty."""
     inter = (pred & gt).sum(axis=(1, 2))
     total = pred.sum(axis=(1, 2)) + gt.sum(axis=(1, 2))
@@ -69,7 +69,7 @@ def selection_precision(truth: dict[int, np.ndarray], label: dict[int, np.ndarra
     for case, gt in truth.items():
         rows = accepted[case]
         gt_rows = gt[rows].astype(bool)
-        right += int((_slice_dice(label[case][rows].astype(bool), gt_rows) >= CORRECT_SLICE_DICE).sum())
+        right += int((slice_dice(label[case][rows].astype(bool), gt_rows) >= CORRECT_SLICE_DICE).sum())
         n += int(rows.sum())
         with_tumor += int(gt_rows.any(axis=(1, 2)).sum())
     return {"accepted_slices": n, "accepted_with_tumor": with_tumor, "correct_accepted": right,

@@ -18,7 +18,7 @@ import pandas as pd
 from scipy import ndimage
 from scipy.stats import spearmanr
 
-from aslseg.diagnostics import CORRECT_SLICE_DICE
+from aslseg.diagnostics import CORRECT_SLICE_DICE, slice_dice
 from aslseg.io import read_case_arrays
 
 
@@ -39,7 +39,6 @@ def slice_features(select_dir: Path, labels_dir: Path) -> pd.DataFrame:
     for row in scores.itertuples():
         gt = truth[row.case][row.position]
         first, last = pl1[row.case][row.position].astype(bool), final[row.case][row.position].astype(bool)
-        total = last.sum() + gt.sum()
         labels, n = ndimage.label(first)
         prob1 = p1[row.case][row.position].astype(np.float32)
         rows.append({
@@ -49,15 +48,20 @@ def slice_features(select_dir: Path, labels_dir: Path) -> pd.DataFrame:
             "pl1_mean_probability": prob1[first].mean() if first.any() else np.nan,
             "pl1_weakest_component": min(prob1[labels == k].mean() for k in range(1, n + 1)) if n else np.nan,
             "final_mean_probability": p_final[row.case][row.position][last].astype(np.float32).mean() if last.any() else np.nan,
-            "dice": 2 * (last & gt).sum() / total if total else 1.0,
+            "dice": float(slice_dice(last[None], gt[None])[0]),
         })
     table = pd.DataFrame(rows)
     table["right"] = table.dice >= CORRECT_SLICE_DICE
     return table
 
 
+def eligible_slices(table: pd.DataFrame) -> pd.DataFrame:
+    """The slices a selection could accept: PL1 or the final label is non-empty."""
+    return table[(table.pl1_pixels > 0) | (table.final_pixels > 0)]
+
+
 def feature_table(table: pd.DataFrame) -> pd.DataFrame:
-    eligible = table[(table.pl1_pixels > 0) | (table.final_pixels > 0)]
+    eligible = eligible_slices(table)
     rows = []
     for feature in ["score", "agreement", "sam_iou", "confidence", "pl1_mean_probability", "pl1_weakest_component",
                     "final_mean_probability", "pl1_pixels", "pl1_components"]:
@@ -78,7 +82,7 @@ def main() -> None:
     args = parser.parse_args()
     results = args.results or next(p for p in args.select_dir.resolve().parents if (p / "data").is_dir())
     table = slice_features(args.select_dir, results / "data" / "prepared" / "labels")
-    eligible = table[(table.pl1_pixels > 0) | (table.final_pixels > 0)]
+    eligible = eligible_slices(table)
     accepted = table[table.accepted]
     print(f"{len(table)} slices scored, {len(eligible)} eligible, {int(eligible.right.sum())} of them right "
           f"(precision of taking all: {eligible.right.mean():.3f}); accepted {len(accepted)}, "
