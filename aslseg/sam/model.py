@@ -202,6 +202,10 @@ def load_sam(
     sam.image_encoder.requires_grad_(False)
     # eval() after loading: TinyViT caches its attention biases when switched to eval mode.
     sam.to(device).eval()
+    if sam.pixel_mean.device.type == "cpu":
+        # oneDNN's convolutions run faster on channels-last tensors: the encoder's full-resolution stem (1x1 and
+        # depthwise convolutions at 256x256) costs ~20% less, same numbers (docs/BENCHMARKS.md).
+        sam.image_encoder.to(memory_format=torch.channels_last)
     return SamModel(sam, backend, model_type, path, scale=1.0 if input_norm == "unit" else 255.0)
 
 
@@ -231,8 +235,8 @@ class SamModel:
         Each slice is resized to the input size (bilinear, antialiased when shrinking), repeated to 3 channels
         and normalised as the backend was trained. `bf16` runs the encoder under bfloat16 autocast (about 1.7x
         faster on a CPU with bf16 support, embeddings within a few percent). `batch_size` None: 1 on a CPU,
-        where one slice at a time is fastest (LiteMedSAM, 1 thread: 1.2 s per slice bf16, 1.75 s in batches of
-        4; the encoder's stem works at full resolution and larger batches fall out of cache), 16 on a GPU."""
+        where one slice at a time is fastest (the encoder's stem works at full resolution and larger batches
+        fall out of cache; docs/BENCHMARKS.md has the costs), 16 on a GPU."""
         images = np.asarray(images)
         if images.ndim != 3 or images.shape[1] != images.shape[2]:
             raise ValueError(f"embed takes square slices (B, S, S); got shape {images.shape}")
@@ -244,9 +248,11 @@ class SamModel:
                 batch[:, None], size=(self.input_size,) * 2, mode="bilinear", align_corners=False, antialias=True
             )
             batch = self.sam.preprocess(batch.expand(-1, 3, -1, -1) * self._scale)
+            if self.device.type == "cpu":
+                batch = batch.contiguous(memory_format=torch.channels_last)  # as the encoder's weights (load_sam)
             with torch.no_grad(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
                 embedding = self.sam.image_encoder(batch)
-            out.append(embedding.float().cpu())
+            out.append(embedding.float().cpu().contiguous())
             self.encoder_calls += len(batch)
         if not out:
             return torch.zeros((0, 256, 64, 64))
