@@ -1,0 +1,138 @@
+"""(Evaluation only: reads hidden tumor labels.) What limits the loop: the selection, or the pseudo labels?
+
+From one round's selection folder, retrain the next round's SS(.) on three labeled lists and report each
+model's test metrics:
+
+- ``as_run``: the list the workflow built (this round's list plus every slice the selection accepted);
+- ``accepted_right``: the same, keeping only accepted slices whose final label is right (slice Dice with the
+  hidden ground truth >= aslseg.diagnostics.CORRECT_SLICE_DICE): this selection without its mistakes;
+- ``all_right``: this round's list plus every eligible slice (PL1 or the final label non-empty) whose final
+  label is right: the best any selection could do with these pseudo labels.
+
+If ``accepted_right`` beats ``as_run``, wrong acceptances cost the loop; if even ``all_right`` barely beats the
+round's own model, the pseudo labels are too few or too poor for any selection to help. Training settings
+and seed are the round's own (its checkpoint and folder name), so ``as_run`` reproduces the workflow's next
+round exactly on a CPU.
+
+    .venv/bin/python benchmarks/round_variants.py \\
+        results/ssl/<run>/seed-0/sam-<M>/adapt-<A>/select-<Z> --split results/data/splits/labeled-0.1/seed-0.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from aslseg.metrics import summarize
+from aslseg.prepared import PreparedFiles
+from aslseg.select.expand import PSEUDO, check_list
+from aslseg.ssl.checkpoint import load_model
+from aslseg.ssl.evaluation import score_volumes
+from aslseg.ssl.network import build_network
+from aslseg.ssl.settings import TrainSettings
+from aslseg.ssl.slices import load_round_slices
+from aslseg.ssl.train import train
+from selection_features import eligible_slices, slice_features
+
+VARIANTS = ("as_run", "accepted_right", "all_right")
+
+
+def final_label_files(select_dir: Path) -> dict[int, str]:
+    """case -> the shard file holding its final pseudo label (PL3, else PL2, else PL1), as the score used."""
+    adapt_dir, sam_dir = select_dir.parent, select_dir.parent.parent
+    for folder in (adapt_dir / "pl3", sam_dir / "pl2", sam_dir.parent / "pl1"):
+        shards = sorted(folder.glob("*.npz"))
+        if shards:
+            files = {}
+            for shard in shards:
+                with np.load(shard) as arrays:
+                    files.update({int(key[5:]): str(shard.resolve()) for key in arrays.files if key.startswith("mask_")})
+            return files
+    raise FileNotFoundError(f"no pseudo-label shards beside {select_dir}")
+
+
+def variant_lists(select_dir: Path, labels_dir: Path, round_index: int) -> tuple[dict[str, pd.DataFrame], set]:
+    """The three labeled lists, and the (case, position) of every slice whose final label is right."""
+    built = pd.read_csv(select_dir / "labeled_next_round.csv")
+    new = (built["source"] == PSEUDO) & (built["round_accepted"] == round_index)
+    before = built[~new]
+    slices = slice_features(select_dir, labels_dir).set_index(["case", "position"])
+    files = final_label_files(select_dir)
+
+    def with_slices(rows: pd.DataFrame) -> pd.DataFrame:
+        added = pd.DataFrame({
+            "case": rows["case"].to_numpy(), "position": rows["position"].to_numpy(), "source": PSEUDO,
+            "round_accepted": round_index, "score": rows["score"].to_numpy(),
+            "label_file": [files[int(c)] for c in rows["case"]],
+        })
+        table = pd.concat([before, added], ignore_index=True).sort_values(["case", "position"], ignore_index=True)
+        check_list(table)
+        return table
+
+    accepted = built[new]
+    right = slices["right"]
+    accepted_right = accepted[[bool(right[(c, p)]) for c, p in zip(accepted["case"], accepted["position"])]]
+    eligible = eligible_slices(slices.reset_index())
+    lists = {
+        "as_run": with_slices(accepted),
+        "accepted_right": with_slices(accepted_right),
+        "all_right": with_slices(eligible[eligible["right"]]),
+    }
+    return lists, set(right[right].index)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("select_dir", type=Path)
+    parser.add_argument("--split", type=Path, required=True, help="the run's split (data/splits/labeled-F/seed-S.json)")
+    parser.add_argument("--results", type=Path, default=None, help="results folder (default: above select_dir)")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    select_dir = args.select_dir.resolve()
+    results = args.results or next(p for p in select_dir.parents if (p / "data").is_dir())
+    model_dir = select_dir.parent.parent.parent
+    match = re.search(r"seed-(\d+)(?:/round-(\d+))?$", str(model_dir))
+    if not match:
+        raise SystemExit(f"{select_dir}: not under .../seed-S or .../seed-S/round-R")
+    seed, round_index = int(match.group(1)), int(match.group(2) or 0)
+    _, checkpoint = load_model(model_dir / "model.pt")
+    ssl = checkpoint["ssl"]
+    split = json.loads(args.split.read_text())
+    prepared = results / "data" / "prepared"
+    files = PreparedFiles(sorted(map(str, (prepared / "images").glob("case-*.npz"))),
+                          sorted(map(str, (prepared / "labels").glob("case-*.npz"))))
+    val = [files.volume(c) for c in split["val"]]
+    test = [files.volume(c) for c in split["test"]]
+    images = [files.image(c) for c in split["labeled"] + split["unlabeled"]]
+    own = summarize(pd.DataFrame(score_volumes(load_model(model_dir / "model.pt")[0], test, ssl["threshold"])))
+    print(f"seed {seed}, round {round_index} -> {round_index + 1}, {ssl['method']}, {ssl['iterations']} iterations; "
+          f"round {round_index}'s own model: test Dice {own['dice_mean']:.3f}, best val Dice {checkpoint['best_val_dice']:.3f}")
+    lists, right_slices = variant_lists(select_dir, prepared / "labels", round_index)
+    print("| variant | pseudo slices | right | best val Dice | test Dice | lesion precision | FP mL tumor-free |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for name in args.variants:
+        labeled_list = lists[name]
+        labeled, unlabeled = load_round_slices(labeled_list, images, split["unlabeled"])
+        result = train(ssl["method"], labeled, unlabeled, val, TrainSettings.from_config(ssl), seed=seed, progress=False)
+        model = build_network(ssl["features"])
+        model.load_state_dict(result.state_dict)
+        summary = summarize(pd.DataFrame(score_volumes(model, test, ssl["threshold"])))
+        pseudo = labeled_list[labeled_list["source"] == PSEUDO]
+        pseudo = pseudo[pseudo["round_accepted"] == round_index]
+        right = sum((c, p) in right_slices for c, p in zip(pseudo["case"], pseudo["position"]))
+        cells = [name, len(pseudo), right, f"{result.best_val_dice:.3f}", f"{summary['dice_mean']:.3f}",
+                 "-" if summary["lesion_precision"] is None else f"{summary['lesion_precision']:.3f}",
+                 f"{summary['fp_volume_ml_tumor_free']:.1f}"]
+        print("| " + " | ".join(map(str, cells)) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
