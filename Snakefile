@@ -20,7 +20,7 @@ wildcard_constraints:
     case=r"\d+",
     seed=r"\d+",
     labeled=r"\d+(\.\d+)?",
-    shard=r"\d+",
+    shard=r"\d+|val",  # val: the val volumes, predicted like an unlabeled shard (select.rule calibrated)
     # a Stage I model: round 0 of an SSL run, or round R >= 1 of a loop (rules/runs.smk)
     model=r"ssl/[a-z_]+-[0-9a-f]{10}/seed-\d+|loop/[a-z_]+-[0-9a-f]{10}/seed-\d+/round-[1-9]\d*",
     samrun=r"none|[a-z_]+-[0-9a-f]{10}",

@@ -8,24 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from aslseg.metrics import lesion_metrics
-
-# An accepted slice counts as correctly accepted when its pseudo label's Dice with the ground truth reaches
-# this (or both are empty): a fixed yardstick, independent of the configured select.threshold.
-CORRECT_SLICE_DICE = 0.5
+from aslseg.metrics import CORRECT_SLICE_DICE, lesion_metrics, slice_dice  # noqa: F401 (slice_dice: re-exported)
 
 
 def pooled_dice(intersection: int, predicted: int, truth: int) -> float | None:
     """2|P∩G| / (|P| + |G|), None when both are empty (undefined, not perfect)."""
     total = predicted + truth
     return float(2 * intersection / total) if total else None
-
-
-def slice_dice(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """Dice per slice of (S, H, W) masks; 1.0 where both are empty."""
-    inter = (pred & gt).sum(axis=(1, 2))
-    total = pred.sum(axis=(1, 2)) + gt.sum(axis=(1, 2))
-    return np.where(total > 0, 2 * inter / np.maximum(total, 1), 1.0)
 
 
 def pseudo_label_quality(

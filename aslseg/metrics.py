@@ -60,6 +60,19 @@ CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)
 OVERLAP_DISTANCE_KEYS = ("dice", "jaccard", "hd95_mm", "asd_mm")
 
 
+# A pseudo-labeled slice is right when its label's Dice with the ground truth reaches this (or both are
+# empty): one fixed yardstick for the selection diagnostics and for calibrating select.rule "calibrated" on
+# the val volumes, independent of any configured threshold.
+CORRECT_SLICE_DICE = 0.5
+
+
+def slice_dice(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """Dice per slice of (S, H, W) masks; 1.0 where both are empty."""
+    inter = (pred & gt).sum(axis=(1, 2))
+    total = pred.sum(axis=(1, 2)) + gt.sum(axis=(1, 2))
+    return np.where(total > 0, 2 * inter / np.maximum(total, 1), 1.0)
+
+
 def _check_inputs(
     pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float]
 ) -> tuple[np.ndarray, np.ndarray, Spacing]:

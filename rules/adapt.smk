@@ -59,7 +59,7 @@ rule adapt_refine:
         model=adapt_model_file,
         pl2=f"{RESULTS}/{{model}}/sam-{{samrun}}/pl2/shard-{{shard}}.npz",
         pl1=f"{RESULTS}/{{model}}/pl1/shard-{{shard}}.npz",
-        images=unlabeled_shard_images,
+        images=shard_images,
         code=package_code("adapt", "ssl", "prepared.py", "io.py"),
     output:
         f"{RESULTS}/{{model}}/sam-{{samrun}}/adapt-{{adaptrun}}/pl3/shard-{{shard}}.npz",

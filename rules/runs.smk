@@ -14,6 +14,8 @@
 # one-round and a two-round experiment share round 1).
 from dataclasses import dataclass
 
+from aslseg.select.reliability import rule_settings
+
 # ---- experiments and Stage I runs -------------------------------------------------------------------------
 # Each target experiment's effective config is validated here, before any job runs. An SSL run is named by
 # its method and a hash of what the model depends on (the ssl settings its method reads, the labeled
@@ -147,7 +149,8 @@ def adapt_run_name(sam, adapt):
 STAGE3 = {name: EXPERIMENTS[name] for name in STAGE2_EXPERIMENTS}
 SYNTHS = {synth_key(e["sam"], e["adapt"]): e for e in STAGE3.values() if e["adapt"]["enabled"]}
 ADAPTS = {adapt_run_name(e["sam"], e["adapt"]): e for e in STAGE3.values() if e["adapt"]["enabled"]}
-SELECTS = {settings_key(EXPERIMENTS[e]["select"]): EXPERIMENTS[e]["select"] for e in LOOP_EXPERIMENTS}
+SELECTS = {settings_key(rule_settings(EXPERIMENTS[e]["select"])): rule_settings(EXPERIMENTS[e]["select"])
+           for e in LOOP_EXPERIMENTS}
 
 
 def adapt_report(experiment, seed):
@@ -163,7 +166,7 @@ def loop_name(experiment):
     """A loop: the SSL method and a hash of the round-0 run, the SAM run, AN and the selection settings."""
     settings = EXPERIMENTS[experiment]
     key = settings_key(ssl_run(experiment), sam_run_name(settings["sam"]),
-                       adapt_run_name(settings["sam"], settings["adapt"]), settings["select"])
+                       adapt_run_name(settings["sam"], settings["adapt"]), rule_settings(settings["select"]))
     return f"{settings['ssl']['method']}-{key}"
 
 
@@ -210,7 +213,7 @@ def selection_dir(experiment, seed, round_index):
     settings = EXPERIMENTS[experiment]
     samrun = sam_run_name(settings["sam"])
     adaptrun = adapt_run_name(settings["sam"], settings["adapt"])
-    select = settings_key(settings["select"])
+    select = settings_key(rule_settings(settings["select"]))
     return f"{RESULTS}/{model_dir(experiment, seed, round_index)}/sam-{samrun}/adapt-{adaptrun}/select-{select}"
 
 
@@ -271,8 +274,15 @@ def ssl_train_inputs(wildcards):
     return inputs
 
 
-def unlabeled_shard_images(wildcards):
-    return [prepared_image(case) for case in shard_cases(wildcards.shard, run_split(wildcards)["unlabeled"])]
+# The val volumes go through Stages I-III like one more unlabeled shard when a selection is calibrated on them.
+VAL_SHARD = "val"
+
+
+def shard_images(wildcards):
+    """The images of one prediction shard: a share of the unlabeled volumes, or every val volume."""
+    split = run_split(wildcards)
+    cases = split["val"] if wildcards.shard == VAL_SHARD else shard_cases(wildcards.shard, split["unlabeled"])
+    return [prepared_image(case) for case in cases]
 
 
 def summary_rows():
@@ -372,6 +382,12 @@ def selection_inputs(wildcards):
         inputs["components"] = [f"{RESULTS}/{wildcards.model}/sam-{wildcards.samrun}/pl2/shard-{k}.csv" for k in SHARDS]
     if model.round >= 1:
         inputs["labeled_list"] = labeled_list_of(model.experiment, model.seed, model.round)
+    if SELECTS[wildcards.select]["rule"] == "calibrated":  # the same on the val volumes, with their labels
+        inputs["val_pl1"] = pseudo_label_1(wildcards.model, VAL_SHARD)
+        inputs["val_pl3"] = pseudo_label_3(wildcards.model, wildcards.samrun, wildcards.adaptrun, VAL_SHARD)
+        if wildcards.samrun != "none":
+            inputs["val_components"] = f"{RESULTS}/{wildcards.model}/sam-{wildcards.samrun}/pl2/shard-{VAL_SHARD}.csv"
+        inputs["val_labels"] = [prepared_label(case) for case in run_split(wildcards)["val"]]
     return inputs
 
 
@@ -379,6 +395,7 @@ LOOP_ROWS = [
     {"experiment": e, "seed": s, "round": r, "run": model_dir(e, s, r).split("/")[1],
      "prompt": EXPERIMENTS[e]["sam"]["prompt"] if EXPERIMENTS[e]["sam"]["enabled"] else "none",
      "quality": f"{selection_dir(e, s, r)}/pseudo_label_quality.json", "finetune_report": finetune_report(e, s),
+     "calibration": f"{selection_dir(e, s, r)}/calibration.json",
      "adapt_report": adapt_report(e, s), "labeled_list": f"{selection_dir(e, s, r)}/labeled_next_round.csv"}
     for e in config["targets"] if e in LOOP_EXPERIMENTS for s in config["seeds"]
     for r in range(EXPERIMENTS[e]["loop"]["rounds"])

@@ -8,12 +8,14 @@ SELECTION_LOG = "{model}_sam-{samrun}_adapt-{adaptrun}_select-{select}"
 
 rule score:
     """Per slice still unlabeled in the round: agreement of PL3 with PL1 (and SAM's IoU, AN's confidence as
-    configured), and whether it is accepted."""
+    configured), and whether it is accepted; the threshold used (for rule calibrated: found on the val
+    volumes' slices, scored the same way, with its precision curve)."""
     input:
         unpack(selection_inputs),
-        code=package_code("select"),
+        code=package_code("select", "metrics.py", "prepared.py", "io.py"),
     output:
-        f"{SELECTION}/scores.csv",
+        scores=f"{SELECTION}/scores.csv",
+        calibration=f"{SELECTION}/calibration.json",
     params:
         select=lambda wildcards: SELECTS[wildcards.select],
     log:
@@ -82,7 +84,8 @@ rule pseudo_label_summary:
     input:
         lambda wildcards: [
             path for row in LOOP_ROWS
-            for path in (row["quality"], row["finetune_report"], row["adapt_report"], row["labeled_list"]) if path
+            for path in (row["quality"], row["calibration"], row["finetune_report"], row["adapt_report"],
+                         row["labeled_list"]) if path
         ],
     output:
         report(f"{RESULTS}/pseudo_label_summary.csv", caption="../docs/report/pseudo_label_summary.rst", category="Results"),

@@ -29,10 +29,11 @@ rule ssl_train:
 
 
 rule ssl_predict:
-    """Pseudo Label 1 (probabilities and masks) for the unlabeled volumes of one shard."""
+    """Pseudo Label 1 (probabilities and masks) for the unlabeled volumes of one shard (shard val: the val
+    volumes, for a calibrated selection)."""
     input:
         model=f"{RESULTS}/{{model}}/model.pt",
-        images=unlabeled_shard_images,
+        images=shard_images,
         code=package_code("ssl", "prepared.py"),
     output:
         f"{RESULTS}/{{model}}/pl1/shard-{{shard}}.npz",

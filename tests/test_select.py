@@ -3,7 +3,9 @@ import pandas as pd
 import pytest
 
 from aslseg.select.expand import GROUND_TRUTH_ROUND, LIST_COLUMNS, expand, initial_list, summarize_list
-from aslseg.select.reliability import SCORE_COLUMNS, SelectSettings, agreement, score_slices, select
+from aslseg.select.reliability import (
+    SCORE_COLUMNS, SelectSettings, agreement, calibrate_threshold, rule_settings, score_slices, select,
+)
 
 
 def square(top=2, left=2, side=4, shape=(12, 12)) -> np.ndarray:
@@ -152,6 +154,48 @@ def test_select_rejects_bad_rules_and_parameters():
         select(table, "top_fraction", None, 0.0, accept_empty=False)
 
 
+# --- calibrated ----------------------------------------------------------------------------------------------
+
+def test_calibration_takes_the_lowest_threshold_that_is_precise_enough():
+    # Eight eligible val slices, best first: right, right, wrong, right, wrong, wrong, right, wrong; one both-empty
+    # slice (right, highest score) is not eligible and must not count.
+    table = scores([1.0, 0.95, 0.9, 0.85, 0.8, 0.7, 0.6, 0.5, 0.4],
+                   both_empty=[True] + [False] * 8)
+    right = np.array([True, True, True, False, True, False, False, True, False])
+    found = calibrate_threshold(table, right, precision=0.6, min_val_slices=2, accept_empty=False)
+    # Precision after each cut: 1, 1, 2/3, 3/4, 3/5, 1/2, 4/7, 1/2 -> the lowest cut with >= 0.6 is the fifth.
+    assert found["threshold"] == 0.7 and found["val_accepted"] == 5 and found["val_accepted_right"] == 3
+    assert found["val_eligible"] == 8 and found["val_right"] == 4
+    assert [point["accepted"] for point in found["curve"]] == list(range(1, 9))
+    # The threshold is then applied to the unlabeled slices like a fixed one.
+    unlabeled = scores([0.69, 0.7, 0.99])
+    assert select(unlabeled, "calibrated", found["threshold"], None, False)["accepted"].tolist() == [False, True, True]
+
+
+def test_calibration_needs_enough_val_slices_and_else_accepts_nothing():
+    table = scores([0.9, 0.8, 0.7, 0.6])
+    right = np.array([True, False, False, False])
+    assert calibrate_threshold(table, right, 0.6, 1, False)["threshold"] == 0.9  # 1 of 1 right
+    assert calibrate_threshold(table, right, 0.5, 1, False)["threshold"] == 0.8  # 1 of 2: exactly 0.5 counts
+    found = calibrate_threshold(table, right, 0.6, 2, False)  # no cut of >= 2 slices is 60% right
+    assert found["threshold"] is None and found["val_accepted"] == 0
+    chosen = select(scores([0.99, 0.5]), "calibrated", found["threshold"], None, accept_empty=True)
+    assert not chosen["accepted"].any()
+
+
+def test_calibration_cuts_between_different_scores_only():
+    # Two slices tie at 0.9, one right and one wrong: a threshold takes both or neither.
+    table = scores([0.95, 0.9, 0.9, 0.5])
+    right = np.array([True, True, False, False])
+    found = calibrate_threshold(table, right, 0.7, 1, False)
+    assert found["threshold"] == 0.95  # 0.9 would accept 2 of 3 right < 0.7
+    assert [p["threshold"] for p in found["curve"]] == [0.95, 0.9, 0.5]
+    with pytest.raises(ValueError, match="right flags"):
+        calibrate_threshold(table, right[:2], 0.7, 1, False)
+    with pytest.raises(ValueError, match="precision"):
+        calibrate_threshold(table, right, 0.0, 1, False)
+
+
 SECTION = dict(rule="threshold", threshold=0.8, fraction=0.5, accept_empty=False,
                agreement_weight=1.0, sam_iou_weight=0.0, confidence_weight=0.0)
 
@@ -164,9 +208,22 @@ def test_select_settings_from_config():
     with pytest.raises(KeyError, match="unknown"):
         SelectSettings.from_config({**SECTION, "treshold": 0.7})
     for bad in ({"rule": "best"}, {"threshold": 1.5}, {"rule": "top_fraction", "fraction": None},
-                {"agreement_weight": 0.0, "confidence_weight": 0.0}, {"sam_iou_weight": -1.0}, {"accept_empty": "no"}):
+                {"agreement_weight": 0.0, "confidence_weight": 0.0}, {"sam_iou_weight": -1.0}, {"accept_empty": "no"},
+                {"rule": "calibrated", "precision": 0.0, "min_val_slices": 5},
+                {"rule": "calibrated", "precision": 0.5, "min_val_slices": 0}):
         with pytest.raises(ValueError):
             SelectSettings.from_config({**SECTION, **bad})
+    with pytest.raises(KeyError, match="missing"):  # the calibrated rule reads its own keys
+        SelectSettings.from_config({**SECTION, "rule": "calibrated"})
+
+
+def test_rule_settings_keep_calibration_keys_for_the_calibrated_rule_only():
+    full = {**SECTION, "precision": 0.5, "min_val_slices": 5}
+    assert rule_settings(full) == SECTION  # a threshold selection is named as before these keys existed
+    calibrated = rule_settings({**full, "rule": "calibrated"})
+    assert "threshold" not in calibrated and "fraction" not in calibrated and calibrated["precision"] == 0.5
+    settings = SelectSettings.from_config(calibrated)
+    assert settings.precision == 0.5 and settings.min_val_slices == 5 and settings.threshold is None
 
 
 # --- labeled lists -------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.workflow
 # Few, thick slices: every slice of the train and val volumes is embedded (~1 s each on this CPU).
 TINY_STAGE2 = {
     **TINY_SSL,
-    "targets": ["supervised", "aslseg", "aslseg_point", "aslseg_no_adapt", "aslseg_no_sam"],
+    "targets": ["supervised", "aslseg", "aslseg_point", "aslseg_no_adapt", "aslseg_no_sam", "aslseg_calibrated"],
     # aslseg runs two rounds; the ablations one (round 1 is trained and evaluated, nothing pseudo-labeled after it).
     "experiments": {
         "supervised": {"ssl": {"method": "supervised"}, "loop": {"rounds": 0}},
@@ -29,6 +30,8 @@ TINY_STAGE2 = {
         "aslseg_no_adapt": {"ssl": {"method": "bcp"}, "adapt": {"enabled": False}, "loop": {"rounds": 1}},
         "aslseg_no_sam": {"ssl": {"method": "bcp"}, "sam": {"enabled": False}, "loop": {"rounds": 1},
                           "select": {"agreement_weight": 0.0, "confidence_weight": 1.0, "threshold": 0.5}},
+        "aslseg_calibrated": {"ssl": {"method": "bcp"}, "select": {"rule": "calibrated", "min_val_slices": 1},
+                              "loop": {"rounds": 1}},
     },
     "seeds": [0],
     "data": {
@@ -88,7 +91,8 @@ def test_pseudo_label_2_follows_the_prompts_of_pseudo_label_1(stage2_run):
     results = stage2_run / "results"
     summary = pd.read_csv(results / "pseudo_label_summary.csv")
     assert sorted(zip(summary["experiment"], summary["round"])) == [
-        ("aslseg", 0), ("aslseg", 1), ("aslseg_no_adapt", 0), ("aslseg_no_sam", 0), ("aslseg_point", 0)]
+        ("aslseg", 0), ("aslseg", 1), ("aslseg_calibrated", 0), ("aslseg_no_adapt", 0), ("aslseg_no_sam", 0),
+        ("aslseg_point", 0)]
     summary = summary[summary["round"] == 0]
     assert summary["run"].nunique() == 1  # every variant refines the same Stage I model's PL1
     run = summary["run"].iloc[0]
@@ -125,7 +129,7 @@ def test_stage3_refines_scores_and_expands_the_labeled_list(stage2_run):
     report = json.loads(next(results.glob("adapt/model/*/labeled-0.2/seed-0/report.json")).read_text())
     assert 0 <= report["val_dice_an"] <= 1 and 0 <= report["val_dice_pl2"] <= 1
     qualities = list(results.glob("ssl/*/seed-0/sam-*/adapt-*/select-*/pseudo_label_quality.json"))
-    assert len(qualities) == 4  # round 0 of aslseg, aslseg_point, aslseg_no_adapt, aslseg_no_sam
+    assert len(qualities) == 5  # round 0 of aslseg, aslseg_point, aslseg_no_adapt, aslseg_no_sam, aslseg_calibrated
     for path in qualities:
         quality = json.loads(path.read_text())
         assert all(0 <= quality[name]["dice"] <= 1 for name in ("pl1", "pl2", "pl3"))  # unlabeled volumes hold tumor
@@ -154,13 +158,38 @@ def test_stage3_refines_scores_and_expands_the_labeled_list(stage2_run):
     assert not list(results.glob("ssl/*/seed-0/sam-none/prompts"))
 
 
+def test_a_calibrated_selection_finds_its_threshold_on_the_val_volumes(stage2_run):
+    results = stage2_run / "results"
+    split = json.loads((results / "data/splits/labeled-0.2/seed-0.json").read_text())
+    calibrations = {path.parent: json.loads(path.read_text())
+                    for path in results.glob("ssl/*/seed-0/sam-*/adapt-*/select-*/calibration.json")}
+    assert {c["rule"] for c in calibrations.values()} == {"threshold", "calibrated"}
+    assert all(c["threshold"] == 0.5 for c in calibrations.values() if c["rule"] == "threshold")
+    [(folder, calibration)] = [(f, c) for f, c in calibrations.items() if c["rule"] == "calibrated"]
+    # The val volumes went through Stages I-III like one more unlabeled shard, and only for this selection.
+    adapt_dir = folder.parent
+    for path in (adapt_dir.parent.parent / "pl1/shard-val.npz", adapt_dir.parent / "pl2/shard-val.npz",
+                 adapt_dir / "pl3/shard-val.npz"):
+        assert {int(k.split("_")[1]) for k in np.load(path).files if k.startswith("mask_")} == set(split["val"])
+    assert not list(results.glob("loop/**/shard-val.npz"))
+    assert calibration["val_eligible"] == (calibration["curve"][-1]["accepted"] if calibration["curve"] else 0)
+    scores = pd.read_csv(folder / "scores.csv")
+    if calibration["threshold"] is None:
+        assert not scores["accepted"].any() and calibration["val_accepted"] == 0
+    else:
+        expected = ~scores["both_empty"] & (scores["score"] >= calibration["threshold"])
+        assert scores["accepted"].equals(expected)
+        assert calibration["val_accepted_right"] >= calibration["precision_target"] * calibration["val_accepted"]
+    assert calibration["accepted"] == scores["accepted"].sum()
+
+
 def test_two_rounds_retrain_on_the_expanded_lists_and_evaluate_every_round(stage2_run):
     results = stage2_run / "results"
     split = json.loads((results / "data/splits/labeled-0.2/seed-0.json").read_text())
     summary = pd.read_csv(results / "summary.csv")
     rounds = summary.groupby("experiment")["round"].apply(sorted).to_dict()
     assert rounds == {"supervised": [0], "aslseg": [0, 1, 2], "aslseg_point": [0, 1], "aslseg_no_adapt": [0, 1],
-                      "aslseg_no_sam": [0, 1]}
+                      "aslseg_no_sam": [0, 1], "aslseg_calibrated": [0, 1]}
     assert summary[["dice", "n_cases"]].notna().all().all()
     aslseg = summary[summary["experiment"] == "aslseg"].set_index("round")["run"]
     loop = aslseg[1]
@@ -212,6 +241,14 @@ def test_nothing_reruns_and_loop_or_ssl_edits_never_re_embed(stage2_run):
     # Round 0 (Stage I, and SAM and AN on its PL1) stays; the rounds the new selection feeds are retrained.
     assert not [output for rule, output in threshold_edit if rule != "score" and "/ssl/" in output and "/select-" not in output]
     assert all("/round-" in output for rule, output in threshold_edit if rule == "ssl_train")
+    # The calibrated selection reads select.precision, not select.threshold; the threshold selections the reverse.
+    [calibrated] = [path.parent for path in (stage2_run / "results").glob("ssl/*/seed-0/sam-*/adapt-*/select-*/calibration.json")
+                    if json.loads(path.read_text())["rule"] == "calibrated"]
+    assert not [output for rule, output in threshold_edit if str(calibrated.relative_to(stage2_run)) in output]
+    precision_edit = planned_outputs(stage2_run, changed(**{"select.precision": 0.9}))
+    [rescored] = [Path(output) for rule, output in precision_edit if rule == "score"]
+    assert rescored.parent.parent == calibrated.parent  # a new selection of the same PL3
+    assert not {"ssl_predict", "sam_predict", "adapt_refine"} & {rule for rule, _ in precision_edit}  # val shard kept
     adapt_edit = planned_outputs(stage2_run, changed(**{"adapt.iterations": 5}))
     assert "adapt_train" in {rule for rule, _ in adapt_edit} and "adapt_synthesize" not in {rule for rule, _ in adapt_edit}
     # Round 0's Stage I and SAM stay; AN's refinement and the rounds built on it are redone.

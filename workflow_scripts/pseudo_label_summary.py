@@ -16,6 +16,8 @@ with job_logging(snakemake) as log:
         for name in ("pl1", "pl2", "pl3"):
             for key in ("dice_unlabeled", "dice_prompted", "dice_accepted", "missed_lesions", "false_positive_lesions"):
                 line[f"{name}_{key}"] = quality[name][key]
+        calibration = json.loads(open(row["calibration"]).read())
+        line["selection_threshold"] = calibration["threshold"]  # fixed, or found on val (None: nothing accepted)
         line.update(quality["selection"])
         listed = pd.read_csv(row["labeled_list"])
         line["next_round_pseudo_slices"] = int((listed["source"] == "pseudo").sum())

@@ -27,6 +27,13 @@ every slice, and one of their weights must be positive, so the score is defined 
 SAM (the "PL1 thresholded alone" ablation) the final label is PL1 itself, agreement is trivially 1, and the
 score is the confidence alone. A term given a positive weight but not passed at all is an error, not a
 renormalisation: the configured formula would silently not be the one scored.
+
+Which scores are high enough? The paper fixes a threshold. Rule ``calibrated`` instead runs the same stages
+on the val volumes, whose labels training already reads, scores their slices the same way, and takes the
+lowest threshold at which at least ``precision`` of the accepted val slices carry a right label (slice Dice
+>= aslseg.metrics.CORRECT_SLICE_DICE), over at least ``min_val_slices`` of them (`calibrate_threshold`).
+When no threshold reaches it, nothing is accepted: a round whose pseudo labels cannot be told apart from
+wrong ones then trains on what it had, instead of on mostly wrong labels.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 TERMS = ("agreement", "sam_iou", "confidence")
-RULES = ("threshold", "top_fraction")
+RULES = ("threshold", "top_fraction", "calibrated")
 SCORE_COLUMNS = (
     "case", "position", "pl1_pixels", "pl3_pixels", "both_empty", "agreement", "sam_iou", "confidence", "score",
 )
@@ -146,6 +153,13 @@ def score_slices(
     return table[list(SCORE_COLUMNS)]
 
 
+def _eligible(scores: pd.DataFrame, accept_empty: bool) -> np.ndarray:
+    """The slices a rule may accept: scored ones, and without `accept_empty` only those where PL1 or PL3 has
+    tumor (a both-empty slice would only add a negative)."""
+    eligible = np.ones(len(scores), dtype=bool) if accept_empty else ~scores["both_empty"].to_numpy(dtype=bool)
+    return eligible & ~np.isnan(scores["score"].to_numpy(dtype=np.float64))
+
+
 def select(
     scores: pd.DataFrame,
     rule: str,
@@ -155,8 +169,9 @@ def select(
 ) -> pd.DataFrame:
     """A copy of `scores` (from `score_slices`) with a boolean `accepted` column.
 
-    Eligible slices are all slices, or, without `accept_empty`, those where PL1 or PL3 has tumor (a both-empty
-    slice would only add a negative). `rule="threshold"` accepts eligible slices with score >= `threshold`;
+    Eligible slices are all slices, or, without `accept_empty`, those where PL1 or PL3 has tumor.
+    `rule="threshold"` accepts eligible slices with score >= `threshold`; so does `rule="calibrated"`, with the
+    threshold `calibrate_threshold` found on the val volumes, or nothing when it found none (None).
     `rule="top_fraction"` accepts the floor(`fraction` * eligible) best-scored eligible slices -- never more than
     the fraction asked for -- and breaks ties by (case, position), lowest first: arbitrary, but the same on
     every run and machine. The parameter the rule does not use is ignored."""
@@ -168,12 +183,14 @@ def select(
     if scores.duplicated(["case", "position"]).any():
         raise ValueError("scores hold a (case, position) more than once")
     out = scores.copy()
-    eligible = np.ones(len(out), dtype=bool) if accept_empty else ~out["both_empty"].to_numpy(dtype=bool)
+    eligible = _eligible(out, accept_empty)
     score = out["score"].to_numpy(dtype=np.float64)
-    eligible &= ~np.isnan(score)
-    if rule == "threshold":
+    if rule == "calibrated" and threshold is None:
+        out["accepted"] = np.zeros(len(out), dtype=bool)
+        return out
+    if rule in ("threshold", "calibrated"):
         if threshold is None or not math.isfinite(threshold):
-            raise ValueError(f"rule 'threshold' needs a finite threshold, got {threshold!r}")
+            raise ValueError(f"rule {rule!r} needs a finite threshold, got {threshold!r}")
         out["accepted"] = eligible & (np.nan_to_num(score, nan=-np.inf) >= threshold)
         return out
     if fraction is None or not 0 < fraction <= 1:
@@ -187,18 +204,74 @@ def select(
     return out
 
 
+def calibrate_threshold(
+    val_scores: pd.DataFrame, right: np.ndarray, precision: float, min_val_slices: int, accept_empty: bool
+) -> dict:
+    """The lowest score threshold at which at least `precision` of the accepted val slices are right.
+
+    `val_scores` scores the val volumes' slices as `score_slices` scores the unlabeled ones; `right` (one bool
+    per row) says whether a slice's final label is right (slice Dice with the val ground truth >=
+    aslseg.metrics.CORRECT_SLICE_DICE). Eligibility is `select`'s. Candidate thresholds are the eligible
+    slices' scores; one accepts every eligible slice scoring at least as much, and counts only if that is at
+    least `min_val_slices` slices (a precision over two slices says little). The lowest such threshold keeps
+    the most slices. Returns the threshold (None: no threshold is precise enough, accept nothing), the counts
+    behind it and the whole precision curve, for calibration.json."""
+    if not 0 < precision <= 1 or min_val_slices < 1:
+        raise ValueError(f"calibration needs precision in (0, 1] and min_val_slices >= 1, got {precision}, {min_val_slices}")
+    right = np.asarray(right, dtype=bool).reshape(-1)
+    if len(right) != len(val_scores):
+        raise ValueError(f"{len(right)} right flags for {len(val_scores)} scored val slices")
+    eligible = _eligible(val_scores, accept_empty)
+    score = val_scores["score"].to_numpy(dtype=np.float64)[eligible]
+    order = np.argsort(-score, kind="mergesort")
+    score, right = score[order], right[eligible][order]
+    accepted = np.arange(1, len(score) + 1)
+    accepted_right = np.cumsum(right)
+    cut = np.r_[score[1:] != score[:-1], True][: len(score)]  # a threshold takes every slice of equal score
+    curve = [{"threshold": float(score[k]), "accepted": int(accepted[k]), "right": int(accepted_right[k])}
+             for k in np.flatnonzero(cut)]
+    good = cut & (accepted >= min_val_slices) & (accepted_right >= precision * accepted - 1e-9)
+    best = int(np.flatnonzero(good)[-1]) if good.any() else None
+    return {
+        "threshold": None if best is None else float(score[best]),
+        "precision_target": float(precision),
+        "min_val_slices": int(min_val_slices),
+        "val_eligible": int(len(score)),
+        "val_right": int(right.sum()),
+        "val_accepted": 0 if best is None else int(accepted[best]),
+        "val_accepted_right": 0 if best is None else int(accepted_right[best]),
+        "curve": curve,
+    }
+
+
+CALIBRATION_KEYS = ("precision", "min_val_slices")
+FIXED_RULE_KEYS = ("threshold", "fraction")
+
+
+def rule_settings(select: dict) -> dict:
+    """The part of config `select` a selection depends on: the calibration keys under rule "calibrated" (and
+    not the fixed threshold or fraction), the others under the other rules. It names a selection and reaches
+    rule score, so editing `precision` reruns no threshold selection and editing `threshold` no calibrated one
+    (and a threshold selection keeps the name it had before the calibrated rule existed)."""
+    unused = FIXED_RULE_KEYS if select.get("rule") == "calibrated" else CALIBRATION_KEYS
+    return {key: value for key, value in select.items() if key not in unused}
+
+
 @dataclass(frozen=True)
 class SelectSettings:
-    """Config `select` (documented in the config schema, which also holds the defaults: none here, so a key
-    missing from the config is an error rather than a silent default)."""
+    """Config `select` (documented in the config schema, which also holds the defaults). The None defaults
+    here are for the keys a rule does not read (`rule_settings` leaves them out); `from_config` requires every
+    other key, so a key missing from the config is an error rather than a silent default."""
 
-    rule: str  # "threshold" or "top_fraction"
-    threshold: float | None  # minimum score, rule "threshold"
-    fraction: float | None  # share of eligible slices accepted, rule "top_fraction"
+    rule: str  # "threshold", "top_fraction" or "calibrated"
     accept_empty: bool  # accept slices where PL1 and PL3 are both empty
     agreement_weight: float
     sam_iou_weight: float
     confidence_weight: float
+    threshold: float | None = None  # minimum score, rule "threshold"
+    fraction: float | None = None  # share of eligible slices accepted, rule "top_fraction"
+    precision: float | None = None  # share of accepted val slices that must be right, rule "calibrated"
+    min_val_slices: int | None = None  # fewest val slices a calibrated threshold may rest on
 
     def __post_init__(self):
         if self.rule not in RULES:
@@ -207,6 +280,11 @@ class SelectSettings:
             raise ValueError(f"select.threshold must be in [0, 1] for rule 'threshold', got {self.threshold!r}")
         if self.rule == "top_fraction" and (self.fraction is None or not 0 < self.fraction <= 1):
             raise ValueError(f"select.fraction must be in (0, 1] for rule 'top_fraction', got {self.fraction!r}")
+        if self.rule == "calibrated" and (self.precision is None or not 0 < self.precision <= 1):
+            raise ValueError(f"select.precision must be in (0, 1] for rule 'calibrated', got {self.precision!r}")
+        if self.rule == "calibrated" and (not isinstance(self.min_val_slices, int) or self.min_val_slices < 1):
+            raise ValueError(
+                f"select.min_val_slices must be an integer >= 1 for rule 'calibrated', got {self.min_val_slices!r}")
         if not isinstance(self.accept_empty, bool):
             raise ValueError(f"select.accept_empty must be true or false, got {self.accept_empty!r}")
         _weights(self.weights)
@@ -219,10 +297,12 @@ class SelectSettings:
 
     @classmethod
     def from_config(cls, section: dict) -> "SelectSettings":
-        """From config["select"] (already filled with schema defaults): every key required, unknown keys
-        rejected -- a misspelt threshold silently ignored would change which slices are trained on."""
+        """From config["select"] (already filled with schema defaults), whole or narrowed by `rule_settings`:
+        every key it keeps required, unknown keys rejected -- a misspelt threshold silently ignored would
+        change which slices are trained on."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown, missing = set(section) - names, names - set(section)
+        missing -= set(FIXED_RULE_KEYS if section.get("rule") == "calibrated" else CALIBRATION_KEYS)
         if unknown or missing:
             raise KeyError(f"select settings: unknown {sorted(unknown)}, missing {sorted(missing)}")
         return cls(**section)
