@@ -204,7 +204,7 @@ def load_sam(
     sam.to(device).eval()
     if sam.pixel_mean.device.type == "cpu":
         # oneDNN's convolutions run faster on channels-last tensors: the encoder's full-resolution stem (1x1 and
-        # depthwise convolutions at 256x256) costs ~20% less, same numbers (docs/BENCHMARKS.md).
+        # depthwise convolutions at 256x256) costs ~20% less at the same precision (docs/BENCHMARKS.md).
         sam.image_encoder.to(memory_format=torch.channels_last)
     return SamModel(sam, backend, model_type, path, scale=1.0 if input_norm == "unit" else 255.0)
 
