@@ -103,7 +103,7 @@ def main() -> None:
     if not match:
         raise SystemExit(f"{select_dir}: not under .../seed-S or .../seed-S/round-R")
     seed, round_index = int(match.group(1)), int(match.group(2) or 0)
-    _, checkpoint = load_model(model_dir / "model.pt")
+    own_model, checkpoint = load_model(model_dir / "model.pt")
     ssl = checkpoint["ssl"]
     split = json.loads(args.split.read_text())
     prepared = results / "data" / "prepared"
@@ -112,7 +112,7 @@ def main() -> None:
     val = [files.volume(c) for c in split["val"]]
     test = [files.volume(c) for c in split["test"]]
     images = [files.image(c) for c in split["labeled"] + split["unlabeled"]]
-    own = summarize(pd.DataFrame(score_volumes(load_model(model_dir / "model.pt")[0], test, ssl["threshold"])))
+    own = summarize(pd.DataFrame(score_volumes(own_model, test, ssl["threshold"])))
     print(f"seed {seed}, round {round_index} -> {round_index + 1}, {ssl['method']}, {ssl['iterations']} iterations; "
           f"round {round_index}'s own model: test Dice {own['dice_mean']:.3f}, best val Dice {checkpoint['best_val_dice']:.3f}")
     lists, right_slices = variant_lists(select_dir, prepared / "labels", round_index)
