@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from aslseg.metrics import CORRECT_SLICE_DICE, lesion_metrics, slice_dice  # noqa: F401 (slice_dice: re-exported)
+from aslseg.metrics import CORRECT_SLICE_DICE, lesion_metrics, slice_dice
 
 
 def pooled_dice(intersection: int, predicted: int, truth: int) -> float | None:

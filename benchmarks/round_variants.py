@@ -5,7 +5,7 @@ model's test metrics:
 
 - ``as_run``: the list the workflow built (this round's list plus every slice the selection accepted);
 - ``accepted_right``: the same, keeping only accepted slices whose final label is right (slice Dice with the
-  hidden ground truth >= aslseg.diagnostics.CORRECT_SLICE_DICE): this selection without its mistakes;
+  hidden ground truth >= aslseg.metrics.CORRECT_SLICE_DICE): this selection without its mistakes;
 - ``all_right``: this round's list plus every eligible slice (PL1 or the final label non-empty) whose final
   label is right: the best any selection could do with these pseudo labels.
 

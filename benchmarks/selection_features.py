@@ -2,7 +2,7 @@
 
 For one selection folder (a round's scores.csv), join every eligible slice (PL1 or PL3 non-empty) with its
 hidden ground truth and report, per feature, its rank correlation with "the final label is right" (slice Dice
->= aslseg.diagnostics.CORRECT_SLICE_DICE) and the precision of the slices in its top fifth. A feature whose
+>= aslseg.metrics.CORRECT_SLICE_DICE) and the precision of the slices in its top fifth. A feature whose
 top fifth is no more precise than all eligible slices cannot rescue the selection: Stage I or III must change.
 
     .venv/bin/python benchmarks/selection_features.py results/ssl/<run>/seed-0/sam-<M>/adapt-<A>/select-<Z>
@@ -18,7 +18,7 @@ import pandas as pd
 from scipy import ndimage
 from scipy.stats import spearmanr
 
-from aslseg.diagnostics import CORRECT_SLICE_DICE, slice_dice
+from aslseg.metrics import CORRECT_SLICE_DICE, slice_dice
 from aslseg.io import read_case_arrays
 
 
