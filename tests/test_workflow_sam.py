@@ -18,7 +18,8 @@ from tests.test_workflow import TINY_SSL, planned_jobs, snakemake
 
 pytestmark = pytest.mark.workflow
 
-# Few, thick slices: every slice of the train and val volumes is embedded (~1 s each on this CPU).
+# Few, thick slices: every liver slice of the train and val volumes is embedded (~0.5 s each on this CPU); one
+# slice without liver above and below each liver, which SAM never sees.
 TINY_STAGE2 = {
     **TINY_SSL,
     "targets": ["supervised", "aslseg", "aslseg_point", "aslseg_no_adapt", "aslseg_no_sam", "aslseg_calibrated"],
@@ -36,7 +37,7 @@ TINY_STAGE2 = {
     "seeds": [0],
     "data": {
         "size": 32,
-        "slice_margin": 0,
+        "slice_margin": 1,
         "split": {"labeled_min_tumor_ml": 0.05, "labeled": 0.2},
         "phantom": {"n_volumes": 8, "matrix": 64, "slice_thickness_mm": [12.0, 14.0], "liver_height_mm": [60, 80],
                     "tumor_free_fraction": 0.0, "tumor_diameter_mm": [15, 30]},
@@ -67,7 +68,7 @@ def stage2_run(tmp_path_factory):
     return workdir
 
 
-def test_every_slice_of_the_train_and_val_volumes_is_embedded_exactly_once(stage2_run):
+def test_every_liver_slice_of_the_train_and_val_volumes_is_embedded_exactly_once(stage2_run):
     results = stage2_run / "results"
     holdout = json.loads((results / "data/splits/holdout.json").read_text())
     indexes = sorted(results.glob("sam/embeddings/*/shard-*.json"))
@@ -75,11 +76,14 @@ def test_every_slice_of_the_train_and_val_volumes_is_embedded_exactly_once(stage
     rows = [tuple(row) for index in indexes for row in json.loads(index.read_text())["rows"]]
     assert len(rows) == len(set(rows))
     assert {case for case, _ in rows} == set(holdout["train"] + holdout["val"])  # never a test volume
-    n_slices = 0
+    liver_slices = set()
     for case in holdout["train"] + holdout["val"]:
         with np.load(results / f"data/prepared/images/case-{case}.npz") as image:
-            n_slices += len(image["image"])
-    assert len(rows) == n_slices
+            has_liver = image["liver"].reshape(len(image["liver"]), -1).any(axis=1)
+        assert not has_liver.all()  # data.slice_margin keeps slices without liver: they are not embedded
+        liver_slices |= {(case, int(position)) for position in np.flatnonzero(has_liver)}
+    assert set(rows) == liver_slices
+    n_slices = len(liver_slices)
     calls = [int(m.group(1)) for log in results.glob("logs/sam_embed/*.log")
              for m in re.finditer(r"encoder calls: (\d+)", log.read_text())]
     assert sum(calls) == n_slices

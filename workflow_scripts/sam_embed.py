@@ -1,10 +1,10 @@
-"""Rule sam_embed: SAM image embeddings (fp16) of every slice of one shard of the train and val volumes."""
+"""Rule sam_embed: SAM image embeddings (fp16) of the liver slices of one shard of the train and val volumes."""
 
 import numpy as np
 import torch
 
 from aslseg.prepared import case_id_of
-from aslseg.sam.embeddings import write_shard
+from aslseg.sam.embeddings import embedded_positions, write_shard
 from aslseg.sam.model import load_configured_sam
 from aslseg.ssl.network import default_device
 from aslseg.workflow import job_logging
@@ -14,18 +14,21 @@ with job_logging(snakemake) as log:
     sam = snakemake.params.sam
     model = load_configured_sam(sam, default_device())
     paths = sorted(snakemake.input.images, key=case_id_of)
-    slices = {}
+    positions = {}
     for path in paths:
         with np.load(path) as prepared:
-            slices[case_id_of(path)] = len(prepared["slice_index"])
-    rows = [(case, position) for case, n in slices.items() for position in range(n)]
+            positions[case_id_of(path)] = embedded_positions(prepared["liver"])
+    rows = [(case, int(position)) for case, kept in positions.items() for position in kept]
 
     def embeddings():
         for path in paths:
+            case = case_id_of(path)
             with np.load(path) as prepared:
-                image = prepared["image"].astype(np.float32)
-            yield model.embed(image, bf16=sam["bf16"], batch_size=sam["embed_batch"]).numpy().astype(np.float16)
-            log.info("case %d: %d slices embedded", case_id_of(path), len(image))
+                image = prepared["image"][positions[case]].astype(np.float32)
+                n_slices = len(prepared["image"])
+            if len(image):
+                yield model.embed(image, bf16=sam["bf16"], batch_size=sam["embed_batch"]).numpy().astype(np.float16)
+            log.info("case %d: %d of %d slices embedded (the others hold no liver)", case, len(image), n_slices)
 
     write_shard(snakemake.output.embeddings, snakemake.output.index, rows, embeddings())
     # The run-wide count of encoder calls is the sum of these lines; it must equal the distinct slices embedded.

@@ -1,5 +1,5 @@
-"""The SAM image-embedding cache: each prepared slice is embedded once (the encoder is frozen), stored in fp16
-and read back by fine-tuning and prediction of every experiment, seed and round.
+"""The SAM image-embedding cache: each prepared slice that holds liver is embedded once (the encoder is
+frozen), stored in fp16 and read back by fine-tuning and prediction of every experiment, seed and round.
 
 A shard is two files: `shard-K.npy`, (slices, 256, 64, 64) float16, uncompressed so readers memory-map it
 and touch only the rows they need; and `shard-K.json`, the (case, position) of each row.
@@ -16,6 +16,15 @@ import numpy as np
 from aslseg.io import atomic_path, write_json
 
 EMBEDDING_SHAPE = (256, 64, 64)  # SAM's image embedding, for every backend here
+
+
+def embedded_positions(liver: np.ndarray) -> np.ndarray:
+    """The positions of a case's slices that get an embedding: those whose liver region is not empty. SAM is
+    only ever prompted there -- Pseudo Label 1 is confined to the liver region, synthetic false blobs to that
+    region grown by a few pixels in the same slice, and tumors are part of it -- so the slices kept above and
+    below the liver for Stage I (data.slice_margin, ~10% of the default's) need none."""
+    liver = np.asarray(liver)
+    return np.flatnonzero(liver.reshape(len(liver), -1).any(axis=1))
 
 
 def write_shard(
