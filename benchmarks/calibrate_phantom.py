@@ -26,8 +26,8 @@ from aslseg.ssl.settings import TrainSettings
 from aslseg.ssl.train import train
 
 
-def evaluate(state_dict: dict, features, volumes: list[Volume]) -> dict:
-    model = build_network(features)
+def evaluate(state_dict: dict, settings: TrainSettings, volumes: list[Volume]) -> dict:
+    model = build_network(settings.features, bf16=settings.bf16)
     model.load_state_dict(state_dict)
     return summarize(score_volumes(model, volumes, threshold=0.5))
 
@@ -69,7 +69,7 @@ def main() -> None:
             )
             start = time.perf_counter()
             result = train("supervised", labeled, None, val, settings, seed=seed, progress=False, device=args.device)
-            summary = evaluate(result.state_dict, settings.features, test)
+            summary = evaluate(result.state_dict, settings, test)
             run = {"seed": seed, "iterations": args.iterations, "lr": args.lr, "background_dice": args.background_dice, "labeled": name, "labeled_volumes": len(cases), "train_s": round(time.perf_counter() - start, 1),
                    "best_iteration": result.best_iteration, "val_dice": round(result.best_val_dice, 3), **summary}
             runs.append(run)

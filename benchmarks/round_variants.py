@@ -104,7 +104,7 @@ def main() -> None:
         raise SystemExit(f"{select_dir}: not under .../seed-S or .../seed-S/round-R")
     seed, round_index = int(match.group(1)), int(match.group(2) or 0)
     own_model, checkpoint = load_model(model_dir / "model.pt")
-    ssl = checkpoint["ssl"]
+    ssl = {"bf16": False, **checkpoint["ssl"]}  # runs from before ssl.bf16 trained in float32
     split = json.loads(args.split.read_text())
     prepared = results / "data" / "prepared"
     files = PreparedFiles(sorted(map(str, (prepared / "images").glob("case-*.npz"))),
@@ -122,7 +122,7 @@ def main() -> None:
         labeled_list = lists[name]
         labeled, unlabeled = load_round_slices(labeled_list, images, split["unlabeled"])
         result = train(ssl["method"], labeled, unlabeled, val, TrainSettings.from_config(ssl), seed=seed, progress=False)
-        model = build_network(ssl["features"])
+        model = build_network(ssl["features"], bf16=ssl["bf16"])
         model.load_state_dict(result.state_dict)
         summary = summarize(pd.DataFrame(score_volumes(model, test, ssl["threshold"])))
         pseudo = labeled_list[labeled_list["source"] == PSEUDO]

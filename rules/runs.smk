@@ -130,7 +130,7 @@ def finetune_report(experiment, seed):
 # Synthetic pseudo-labels depend on the SAM run and the corruption settings; AN also on its training
 # settings; PL3 on AN and the PL2 it refines; the selection also on `select`. So editing select.threshold
 # redoes only the scoring and what follows, never SAM, AN or round 0 of Stage I.
-ADAPT_TRAINING = ("inputs", "iterations", "batch_size", "lr", "weight_decay", "features", "foreground_fraction",
+ADAPT_TRAINING = ("inputs", "iterations", "batch_size", "lr", "weight_decay", "features", "bf16", "foreground_fraction",
                   "val_every", "rotate_deg", "scale", "intensity", "threshold")
 
 

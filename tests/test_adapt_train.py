@@ -10,7 +10,7 @@ from aslseg.ssl.network import build_network
 
 def settings(**changes) -> AdaptSettings:
     base = dict(inputs=("pl2",), iterations=150, batch_size=4, lr=3e-3, weight_decay=0.0, features=(4, 4, 8, 8, 16, 4),
-                foreground_fraction=0.5, val_every=50, rotate_deg=0, scale=0, intensity=0)
+                foreground_fraction=0.5, val_every=50, rotate_deg=0, scale=0, intensity=0, bf16=True)
     return AdaptSettings(**{**base, **changes})
 
 

@@ -156,6 +156,24 @@ def test_bf16_embedding_stays_close(lite, slices, embedded):
     assert abs(dice(full, tumors[0]) - dice(half, tumors[0])) < 0.02
 
 
+def test_bf16_decoder_gives_the_same_masks_in_float32(lite, slices, embedded):
+    _, tumors = slices
+    fp32, _, _ = embedded
+    boxes = np.stack([box_around(tumors[0]), box_around(tumors[1])])
+    try:
+        with torch.no_grad():
+            exact_logits, exact_iou = lite.decode(fp32, boxes=boxes, out_size=SIZE)
+            lite.decoder_bf16 = True
+            logits, iou = lite.decode(fp32, boxes=boxes, out_size=SIZE)
+    finally:
+        lite.decoder_bf16 = False
+    assert logits.dtype == iou.dtype == torch.float32
+    assert not torch.equal(logits, exact_logits)  # the decoder really ran in bfloat16
+    assert torch.allclose(iou, exact_iou, atol=0.03)
+    for exact, half, tumor in zip((exact_logits > 0).numpy(), (logits > 0).numpy(), tumors):
+        assert dice(exact, half) > 0.95 and abs(dice(exact, tumor) - dice(half, tumor)) < 0.02
+
+
 def test_decoder_state_holds_only_decoder_and_prompt_encoder(lite):
     state = lite.decoder_state_dict()
     assert {name.split(".")[0] for name in state} == {"mask_decoder", "prompt_encoder"}

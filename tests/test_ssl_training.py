@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from aslseg.ssl.augment import augment_batch, build_augmentation
+from aslseg.ssl.checkpoint import load_model, save_checkpoint
 from aslseg.ssl.network import build_network, predict_probabilities
 from aslseg.ssl.sampling import ForegroundBatchSampler
 from aslseg.select.expand import expand, initial_list
@@ -73,6 +74,25 @@ def test_supervised_training_learns_and_checkpoint_reloads(tmp_path):
     model.load_state_dict(torch.load(path, weights_only=True))
     probabilities = predict_probabilities(model, val_slices.image)
     assert probabilities.shape == val_slices.image.shape and 0 <= probabilities.min() <= probabilities.max() <= 1
+
+
+def test_bf16_network_runs_in_bfloat16_and_shares_float32_weights(tmp_path):
+    torch.manual_seed(0)
+    full, half = build_network(TINY), build_network(TINY, bf16=True)
+    assert full.state_dict().keys() == half.state_dict().keys()  # one checkpoint format for both
+    half.load_state_dict(full.state_dict())
+    assert all(p.dtype == torch.float32 for p in half.parameters())
+    image = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        exact, autocast = full(image), half(image)
+    assert autocast.dtype == torch.float32  # losses and thresholds see float32 logits
+    assert not torch.equal(exact, autocast)  # the convolutions really ran in bfloat16
+    assert torch.allclose(exact, autocast, atol=0.05 * float(exact.abs().max()))
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, half.state_dict(), {"features": list(TINY), "bf16": True})
+    assert load_model(path)[0].bf16
+    save_checkpoint(path, half.state_dict(), {"features": list(TINY)})  # trained before the setting existed
+    assert not load_model(path)[0].bf16
 
 
 def test_labels_are_read_only_for_the_cases_given(tmp_path):

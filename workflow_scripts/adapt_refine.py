@@ -14,7 +14,7 @@ with job_logging(snakemake) as log:
     device = default_device()
     checkpoint = torch.load(snakemake.input.model, map_location=device, weights_only=True)
     adapt = checkpoint["adapt"]
-    model = build_network(adapt["features"], in_channels=1 + len(adapt["inputs"])).to(device)
+    model = build_network(adapt["features"], in_channels=1 + len(adapt["inputs"]), bf16=adapt["bf16"]).to(device)
     model.load_state_dict(checkpoint["state_dict"])
     files = PreparedFiles(snakemake.input.images)
     arrays = {}

@@ -38,6 +38,7 @@ class AdaptSettings:
     rotate_deg: float
     scale: float
     intensity: float
+    bf16: bool  # forward passes under bfloat16 autocast, as SS(.)'s
 
     def __post_init__(self):
         inputs = list(self.inputs)
@@ -104,7 +105,7 @@ def train_adaptation(
         raise ValueError(f"{train.prior.shape[1]} prior channels for adapt.inputs {list(settings.inputs)}")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = build_network(settings.features, in_channels=1 + len(settings.inputs)).to(device)
+    model = build_network(settings.features, in_channels=1 + len(settings.inputs), bf16=settings.bf16).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     schedule = torch.optim.lr_scheduler.PolynomialLR(optimizer, total_iters=settings.iterations, power=0.9)
     loss_function = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)

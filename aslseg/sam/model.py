@@ -224,6 +224,9 @@ class SamModel:
         # Images per decoder pass. On a CPU larger passes fall out of cache: decoding 16 at once cost ~1.5x
         # more per prompt than 4 at a time (LiteMedSAM, 1 thread). A GPU takes them all at once.
         self.decode_chunk: int | None = None if self.device.type == "cuda" else 4
+        # Prompt encoder and mask decoder under bfloat16 autocast (float32 weights, logits and IoU out): ~1.4x
+        # faster decoding and fine-tuning on a CPU with bf16 support. load_configured_sam sets it from sam.bf16.
+        self.decoder_bf16 = False
 
     @property
     def device(self) -> torch.device:
@@ -303,17 +306,19 @@ class SamModel:
             box_input = to_input(boxes)
             if box_input.shape != (n, 4):
                 raise ValueError(f"boxes must be (N, 4), N={n}; got {tuple(box_input.shape)}")
-        sparse, dense = self.sam.prompt_encoder(points=point_input, boxes=box_input, masks=None)
-        image_pe = self.sam.prompt_encoder.get_dense_pe()
         chunk = self.decode_chunk or n
         logits, iou = [], []
-        for start in range(0, n, chunk):
-            part = slice(start, start + chunk)
-            low_res, part_iou = _one_prompt_per_image(
-                self.sam.mask_decoder, embeddings[part], image_pe, sparse[part], dense[part]
-            )
-            logits.append(F.interpolate(low_res[:, None], size=(out_size,) * 2, mode="bilinear", align_corners=False))
-            iou.append(part_iou)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.decoder_bf16):
+            sparse, dense = self.sam.prompt_encoder(points=point_input, boxes=box_input, masks=None)
+            image_pe = self.sam.prompt_encoder.get_dense_pe()
+            for start in range(0, n, chunk):
+                part = slice(start, start + chunk)
+                low_res, part_iou = _one_prompt_per_image(
+                    self.sam.mask_decoder, embeddings[part], image_pe, sparse[part], dense[part]
+                )
+                logits.append(F.interpolate(low_res[:, None].float(), size=(out_size,) * 2, mode="bilinear",
+                                            align_corners=False))
+                iou.append(part_iou.float())
         return torch.cat(logits)[:, 0], torch.cat(iou)
 
     def trainable_parameters(self, prompt_encoder: bool) -> list[torch.nn.Parameter]:
@@ -375,9 +380,10 @@ def _one_prompt_per_image(
 
 def load_configured_sam(sam: dict, device: str | torch.device, decoder: str | Path | None = None) -> SamModel:
     """The SAM that config section `sam` names, with the fine-tuned decoder saved by rule sam_finetune when
-    `decoder` is given (zero-shot otherwise)."""
+    `decoder` is given (zero-shot otherwise); sam.bf16 sets the decoder's precision (embed takes its own)."""
     model = load_sam(sam["backend"], sam["model_type"], sam["checkpoint"], device=device,
                      input_norm=sam.get("input_norm", "auto"))
+    model.decoder_bf16 = sam["bf16"]
     if decoder is not None:
         model.load_decoder_state(torch.load(decoder, map_location="cpu", weights_only=True)["decoder_state"])
     return model

@@ -18,7 +18,8 @@ def save_checkpoint(path: str | Path, state_dict: dict, ssl_config: dict, **info
 
 def load_model(path: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, dict]:
     checkpoint = torch.load(path, map_location=device, weights_only=True)
-    model = build_network(checkpoint["ssl"]["features"]).to(device)
+    # bf16: the precision it was trained in (checkpoints from before the setting existed trained in float32)
+    model = build_network(checkpoint["ssl"]["features"], bf16=checkpoint["ssl"].get("bf16", False)).to(device)
     model.load_state_dict(checkpoint["state_dict"])
     model.eval()
     return model, checkpoint

@@ -8,8 +8,23 @@ import torch
 from monai.networks.nets import BasicUNet
 
 
-def build_network(features: list[int] | tuple[int, ...], in_channels: int = 1) -> BasicUNet:
-    return BasicUNet(spatial_dims=2, in_channels=in_channels, out_channels=2, features=tuple(features))
+class SegmentationUNet(BasicUNet):
+    """BasicUNet that can run its forward pass under bfloat16 autocast (`bf16`): convolutions in bf16, weights,
+    gradients, optimizer state and the returned logits in float32, so losses and thresholds see float32. The
+    flag is not part of the state dict: a checkpoint loads either way."""
+
+    def __init__(self, features: tuple[int, ...], in_channels: int, bf16: bool):
+        super().__init__(spatial_dims=2, in_channels=in_channels, out_channels=2, features=features)
+        self.bf16 = bf16
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            logits = super().forward(x)
+        return logits.float()
+
+
+def build_network(features: list[int] | tuple[int, ...], in_channels: int = 1, bf16: bool = False) -> SegmentationUNet:
+    return SegmentationUNet(tuple(features), in_channels, bf16)
 
 
 @torch.no_grad()

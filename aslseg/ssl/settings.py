@@ -40,6 +40,7 @@ class TrainSettings:
     scale: float
     intensity: float
     flip: bool
+    bf16: bool  # forward passes under bfloat16 autocast (aslseg.ssl.network.SegmentationUNet)
     unlabeled_batch_size: int | None = None  # unlabeled slices per step (MT, UA-MT, CPS)
     consistency: float | None = None  # weight of the unlabeled loss after ramp-up (MT, UA-MT, CPS)
     rampup: float | None = None  # share of training over which that weight ramps up

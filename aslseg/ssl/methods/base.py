@@ -26,7 +26,7 @@ class Method:
     def __init__(self, settings, device: str):
         self.settings = settings
         self.device = device
-        self.student = build_network(settings.features).to(device)
+        self.student = build_network(settings.features, bf16=settings.bf16).to(device)
         self.supervised_loss = DiceCELoss(
             to_onehot_y=True,
             softmax=True,

@@ -15,7 +15,7 @@ class CrossPseudoSupervision(Method):
 
     def __init__(self, settings, device: str):
         super().__init__(settings, device)
-        self.partner = build_network(settings.features).to(device)  # initialised from the next RNG draws
+        self.partner = build_network(settings.features, bf16=settings.bf16).to(device)  # initialised from the next RNG draws
 
     def trainable(self):
         return list(self.student.parameters()) + list(self.partner.parameters())
