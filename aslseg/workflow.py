@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from aslseg.gpus import claim_gpus
+from aslseg.malloc import keep_freed_memory
 
 
 @contextmanager
@@ -19,6 +20,7 @@ def job_logging(snakemake) -> Iterator[logging.Logger]:
 
     Snakemake shows a failed job's log path, but the reason (a bad input file, say) should be on screen.
     """
+    keep_freed_memory()  # before the job allocates anything large (aslseg/malloc.py)
     log_path = snakemake.log[0] if snakemake.log else None
     handle = open(log_path, "w") if log_path else sys.stderr
     logger = logging.getLogger(f"aslseg.{snakemake.rule}")
