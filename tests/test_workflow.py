@@ -30,6 +30,7 @@ TINY_PHANTOM = {
         "split": {"labeled_min_tumor_ml": 0.05},
         "phantom": {"n_volumes": 10, "matrix": 64, "slice_thickness_mm": [8.0, 10.0]},
     },
+    "resources": {"infer": {"shards": 2}},  # sharded inference, as on a cluster
     **TINY_SSL,
 }
 

@@ -43,7 +43,7 @@ TINY_STAGE2 = {
                     "tumor_free_fraction": 0.0, "tumor_diameter_mm": [15, 30]},
     },
     "resources": {"infer": {"shards": 1}},  # fewer jobs; sharded inference is covered by the Stage I tests
-    "sam": {"finetune": {"iterations": 3, "batch_size": 2}},
+    "sam": {"shards": 2, "finetune": {"iterations": 3, "batch_size": 2}},  # sharded embedding, as on a cluster
     "adapt": {"iterations": 4, "batch_size": 2, "features": [4, 4, 8, 8, 16, 4], "val_every": 2},
     "select": {"threshold": 0.5},
 }
