@@ -201,9 +201,11 @@ def test_two_rounds_retrain_on_the_expanded_lists_and_evaluate_every_round(stage
     round_1, round_2 = results / f"loop/{loop}/seed-0/round-1", results / f"loop/{loop}/seed-0/round-2"
     for round_dir in (round_1, round_2):
         assert (round_dir / "model.pt").is_file() and (round_dir / "test_summary.json").is_file()
-    # Round 0's selection made round 1's list, round 1's selection round 2's.
-    list_1 = pd.read_csv(next(results.glob(f"ssl/{aslseg[0]}/seed-0/sam-box-*/adapt-*/select-*/labeled_next_round.csv")))
+    # Round 0's selection made round 1's list, round 1's selection round 2's. Round 0's folder holds the
+    # selections of several experiments (aslseg_calibrated's too): aslseg's has the name of its round-1 one.
     selection_1 = next(round_1.glob("sam-box-*/adapt-*/select-*"))
+    selection_0 = results / f"ssl/{aslseg[0]}/seed-0" / selection_1.relative_to(round_1)
+    list_1 = pd.read_csv(selection_0 / "labeled_next_round.csv")
     for name in ("scores.csv", "labeled_next_round.csv", "pseudo_label_quality.json"):
         assert (selection_1 / name).is_file()
     for stage in ("pl1", "sam-box-*/prompts", "sam-box-*/pl2", "sam-box-*/adapt-*/pl3"):
