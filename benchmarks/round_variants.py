@@ -104,7 +104,7 @@ def main() -> None:
         raise SystemExit(f"{select_dir}: not under .../seed-S or .../seed-S/round-R")
     seed, round_index = int(match.group(1)), int(match.group(2) or 0)
     own_model, checkpoint = load_model(model_dir / "model.pt")
-    ssl = {"bf16": False, **checkpoint["ssl"]}  # runs from before ssl.bf16 trained in float32
+    ssl = checkpoint["ssl"]
     split = json.loads(args.split.read_text())
     prepared = results / "data" / "prepared"
     files = PreparedFiles(sorted(map(str, (prepared / "images").glob("case-*.npz"))),

@@ -24,8 +24,9 @@ with job_logging(snakemake) as log:
         for path in paths:
             case = case_id_of(path)
             with np.load(path) as prepared:
-                image = prepared["image"][positions[case]].astype(np.float32)
-                n_slices = len(prepared["image"])
+                whole = prepared["image"]
+            image = whole[positions[case]].astype(np.float32)
+            n_slices = len(whole)
             if len(image):
                 yield model.embed(image, bf16=sam["bf16"], batch_size=sam["embed_batch"]).numpy().astype(np.float16)
             log.info("case %d: %d of %d slices embedded (the others hold no liver)", case, len(image), n_slices)

@@ -17,9 +17,11 @@ def save_checkpoint(path: str | Path, state_dict: dict, ssl_config: dict, **info
 
 
 def load_model(path: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, dict]:
+    """The model, in the precision it was trained in, and the checkpoint (its `ssl` settings complete:
+    checkpoints from before ssl.bf16 existed trained in float32)."""
     checkpoint = torch.load(path, map_location=device, weights_only=True)
-    # bf16: the precision it was trained in (checkpoints from before the setting existed trained in float32)
-    model = build_network(checkpoint["ssl"]["features"], bf16=checkpoint["ssl"].get("bf16", False)).to(device)
+    checkpoint["ssl"] = {"bf16": False, **checkpoint["ssl"]}
+    model = build_network(checkpoint["ssl"]["features"], bf16=checkpoint["ssl"]["bf16"]).to(device)
     model.load_state_dict(checkpoint["state_dict"])
     model.eval()
     return model, checkpoint
