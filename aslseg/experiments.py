@@ -8,26 +8,16 @@ much an error as one in the base.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 
 from aslseg.config import ConfigError, validate_config
+from aslseg.merge import deep_merge
 
 # Sections an experiment may override; the rest (results_dir, seeds, targets, resources) are per run. Of
 # `data`, only the labeled fraction: every experiment must see the same prepared volumes and test set.
 OVERRIDABLE = ("data", "ssl", "sam", "adapt", "select", "loop")
 DATA_OVERRIDABLE = {"split": {"labeled"}}
-
-
-def deep_merge(base: dict, override: dict) -> dict:
-    merged = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
 
 
 def experiment_config(config: dict, name: str) -> dict:

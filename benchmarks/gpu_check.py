@@ -6,6 +6,7 @@ Sections (each reports its own exception; the exit status is 1 if any failed):
   ssl_<method>   Stage I `aslseg.ssl.train.train` for supervised, bcp and cps at the config's ssl settings
                  (iterations shortened): seconds per iteration, weights on the CPU, checkpoint reload
   ssl_cpu_ratio  the same supervised steps on the CPU (--threads threads) vs the device
+  precision      supervised Stage I and AN steps in float32 vs under bf16 autocast (ssl.bf16, adapt.bf16)
   sam_load       LiteMedSAM from `load_configured_sam`; the sampled slices embedded once (the fp16 cache)
   sam_embed      encoder seconds per slice at batch 1 and 16, fp32 and bf16 autocast; fp32 vs bf16
                  embeddings and the box-prompt masks decoded from them
@@ -19,6 +20,10 @@ as wheels in .whl, carry: [".whl"]), from the repository root:
 
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
         .whl/*.whl && export PYTHONPATH=/tmp/site || exit; PYTHONUNBUFFERED=1 python3 benchmarks/gpu_check.py
+
+and with the GPU overlay's sizes (256^2 slices, Stage I batch 12 + 12) on the same phantom cases:
+
+    PYTHONUNBUFFERED=1 python3 benchmarks/gpu_check.py --overlay configs/lits-gpu.yaml --out $OUT/lits-gpu.json
 
 Here, a CPU smoke run of the same code at tiny sizes (about 1-2 minutes on one thread):
 
@@ -60,6 +65,7 @@ from aslseg.data.lits import CaseFiles, load_case  # noqa: E402
 from aslseg.data.phantom import PhantomParams, generate_case, tumor_free_cases  # noqa: E402
 from aslseg.data.prepare import prepare_case  # noqa: E402
 from aslseg.io import write_nifti  # noqa: E402
+from aslseg.merge import deep_merge  # noqa: E402
 from aslseg.prepared import Volume  # noqa: E402
 from aslseg.sam.embeddings import EmbeddingStore, write_shard  # noqa: E402
 from aslseg.sam.finetune import FinetuneSettings, finetune, prompt_dice  # noqa: E402
@@ -138,14 +144,19 @@ def tidy(value):
     return value
 
 
-def project_config() -> tuple[dict, str]:
+def project_config(overlay: Path | None) -> tuple[dict, str]:
     """The default config as the workflow fills it; config.yaml where the validator's dependencies (jsonschema,
-    snakemake) are missing, as on the device image (tests/test_config.py keeps the two equal)."""
+    snakemake) are missing, as on the device image (tests/test_config.py keeps the two equal). An overlay
+    (configs/lits-gpu.yaml: its sizes, on phantom cases) is merged on top."""
     try:
         from aslseg.config import default_config
     except ImportError as error:
-        return yaml.safe_load((REPO / "config.yaml").read_text()), f"config.yaml ({error.name} missing)"
-    return default_config(), "schema defaults (aslseg.config.default_config)"
+        config, source = yaml.safe_load((REPO / "config.yaml").read_text()), f"config.yaml ({error.name} missing)"
+    else:
+        config, source = default_config(), "schema defaults (aslseg.config.default_config)"
+    if overlay is not None:
+        config, source = deep_merge(config, yaml.safe_load(overlay.read_text())), f"{source} + {overlay}"
+    return config, source
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -272,6 +283,33 @@ def section_ssl_cpu_ratio(ctx) -> dict:
                                 device=device).seconds / settings.iterations
     return {"iterations": settings.iterations, "cpu_threads": torch.get_num_threads(),
             "s_per_iteration": seconds, "cpu_over_device": seconds["cpu"] / seconds[ctx.device]}
+
+
+def section_precision(ctx) -> dict:
+    """Seconds per step of supervised Stage I and of AN (no validation) in float32 and under bf16 autocast."""
+    n, out = ctx.sizes.ssl_iterations, {}
+    ssl = TrainSettings.from_config(method_settings({**ctx.config["ssl"], "method": "supervised"}))
+    adapt = AdaptSettings.from_config({**ctx.config["adapt"], "iterations": n, "val_every": n})
+    image = ctx.labeled.image
+    prior = np.stack([ctx.labeled.tumor.astype(np.float32)] * len(adapt.inputs), axis=1)
+    data = AdaptData(image, prior, ctx.labeled.tumor)
+    for bf16 in (False, True):
+        name = "bf16" if bf16 else "fp32"
+        settings = dataclasses.replace(ssl, bf16=bf16)
+        train("supervised", ctx.labeled, None, [], dataclasses.replace(settings, iterations=ctx.sizes.warmup),
+              seed=0, progress=False, device=ctx.device)
+        out[f"ssl_{name}_s_per_iteration"] = train("supervised", ctx.labeled, None, [],
+                                                   dataclasses.replace(settings, iterations=n), seed=0,
+                                                   progress=False, device=ctx.device).seconds / n
+        settings = dataclasses.replace(adapt, bf16=bf16)
+        train_adaptation(data, data, dataclasses.replace(settings, iterations=ctx.sizes.warmup), seed=0,
+                         device=ctx.device, progress=False)
+        result, seconds = timed(ctx.device, lambda: train_adaptation(data, data, settings, seed=0, device=ctx.device,
+                                                                     progress=False))
+        out[f"adapt_{name}_s_per_iteration"] = seconds / n  # one validation included
+    out["ssl_bf16_speedup"] = out["ssl_fp32_s_per_iteration"] / out["ssl_bf16_s_per_iteration"]
+    out["adapt_bf16_speedup"] = out["adapt_fp32_s_per_iteration"] / out["adapt_bf16_s_per_iteration"]
+    return {"iterations": n, "ssl_batch": ssl.batch_size, "adapt_batch": adapt.batch_size, **out}
 
 
 def section_sam_load(ctx) -> dict:
@@ -455,7 +493,7 @@ def section_adapt_train(ctx) -> dict:
     buffer = io.BytesIO()
     torch.save(result.state_dict, buffer)
     buffer.seek(0)
-    model = build_network(settings.features, in_channels=1 + len(settings.inputs)).to(ctx.device)
+    model = build_network(settings.features, in_channels=1 + len(settings.inputs), bf16=settings.bf16).to(ctx.device)
     model.load_state_dict(torch.load(buffer, map_location=ctx.device, weights_only=True))
     (pl3, _), val_seconds = timed(ctx.device, lambda: refine(model, val_data, adapt["threshold"]))
     reloaded = pooled_dice(pl3, val_data.target)
@@ -490,6 +528,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run of every section")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: 1 with --quick, else min(16, CPUs))")
+    parser.add_argument("--overlay", type=Path, default=None,
+                        help="config overlay whose sizes to use, e.g. configs/lits-gpu.yaml (the data stay phantom cases)")
     parser.add_argument("--out", type=Path, default=None, help="report file (default: $OUT/gpu_check.json if $OUT)")
     args = parser.parse_args()
     if args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -497,7 +537,7 @@ def main() -> int:
         return 2
     torch.set_num_threads(args.threads or (1 if args.quick else min(16, os.cpu_count() or 1)))
     out = args.out or (Path(os.environ["OUT"]) / "gpu_check.json" if os.environ.get("OUT") else None)
-    config, source = project_config()
+    config, source = project_config(args.overlay)
     report: dict = {"sections": {}}
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="gpu_check-") as tmp:
@@ -507,9 +547,9 @@ def main() -> int:
         sections += [(f"ssl_{m}", lambda c, m=m: section_ssl(c, m)) for m in SSL_METHODS]
         if args.device != "cpu":
             sections.append(("ssl_cpu_ratio", section_ssl_cpu_ratio))
-        sections += [("sam_load", section_sam_load), ("sam_embed", section_sam_embed), ("sam_decode", section_sam_decode),
-                     ("sam_synthesize", section_sam_synthesize), ("sam_finetune", section_sam_finetune),
-                     ("adapt_train", section_adapt_train)]
+        sections += [("precision", section_precision), ("sam_load", section_sam_load), ("sam_embed", section_sam_embed),
+                     ("sam_decode", section_sam_decode), ("sam_synthesize", section_sam_synthesize),
+                     ("sam_finetune", section_sam_finetune), ("adapt_train", section_adapt_train)]
         for name, step in sections:
             run_section(report, name, step, ctx)
     failed = [name for name, entry in report["sections"].items() if not entry["ok"]]

@@ -78,7 +78,7 @@ def test_schema_documents_every_key():
 
 
 def test_gpu_lits_overlay_is_valid_once_lits_dir_points_somewhere(tmp_path):
-    from aslseg.experiments import deep_merge
+    from aslseg.merge import deep_merge
 
     base = yaml.safe_load((REPO / "config.yaml").read_text())
     overlay = yaml.safe_load((REPO / "configs/lits-gpu.yaml").read_text())

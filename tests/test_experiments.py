@@ -1,7 +1,8 @@
 import pytest
 
 from aslseg.config import ConfigError, default_config
-from aslseg.experiments import deep_merge, experiment_config, settings_key
+from aslseg.experiments import experiment_config, settings_key
+from aslseg.merge import deep_merge
 
 
 def test_overrides_merge_into_the_defaults():
