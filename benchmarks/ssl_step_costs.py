@@ -3,7 +3,8 @@ split (labeled seed 0), and what 600 iterations would cost: the ssl_train budget
 
     .venv/bin/python benchmarks/ssl_step_costs.py [--results results] [--iterations 30] [--threads 2]
 
-Times `train()` over --iterations steps (no validation volumes), after a 3-step warm-up.
+Times `train()` over --iterations steps (no validation volumes), after a 3-step warm-up, and before that the
+augmentation of one labeled batch alone (median of 20).
 """
 
 from __future__ import annotations
@@ -11,11 +12,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import statistics
+import time
 from pathlib import Path
 
 import torch
 
 from aslseg.config import default_config
+from aslseg.ssl.augment import Augmenter
 from aslseg.ssl.settings import METHOD_SETTINGS, TrainSettings, method_settings
 from aslseg.ssl.slices import load_slices
 from aslseg.ssl.train import train
@@ -35,6 +39,15 @@ def main() -> None:
     unlabeled = load_slices([prepared / f"images/case-{c}.npz" for c in split["unlabeled"]])
     config = default_config()["ssl"]
     print(f"{args.threads} threads, {len(labeled)} labeled and {len(unlabeled)} unlabeled slices")
+    settings = TrainSettings.from_config(method_settings(config))
+    augment = Augmenter(settings.rotate_deg, settings.scale, settings.intensity, settings.flip, seed=0)
+    batch = slice(0, settings.batch_size)
+    seconds = []
+    for _ in range(23):
+        start = time.perf_counter()
+        augment(labeled.image[batch], labeled.tumor[batch])
+        seconds.append(time.perf_counter() - start)
+    print(f"augmentation of {settings.batch_size} labeled slices: {1000 * statistics.median(seconds[3:]):.1f} ms")
     print("| method | s per iteration | 600 iterations (min) |")
     print("| --- | --- | --- |")
     for method in METHOD_SETTINGS:

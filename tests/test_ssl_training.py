@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from aslseg.ssl.augment import augment_batch, build_augmentation
+from aslseg.ssl.augment import Augmenter
 from aslseg.ssl.checkpoint import load_model, save_checkpoint
 from aslseg.ssl.network import build_network, predict_probabilities
 from aslseg.ssl.sampling import ForegroundBatchSampler
@@ -49,14 +49,53 @@ def test_sampler_draws_the_foreground_share():
     assert (has_tumor[batches].sum(axis=1) >= 4).all()
 
 
-def test_augmentation_keeps_labels_binary_and_aligned():
-    slices = bright_square_slices()
-    augmentation = build_augmentation(rotate_deg=15, scale=0.1, intensity=0.1, flip=False, seed=0)
-    images, labels = augment_batch(slices.image[:6], slices.tumor[:6], augmentation)
-    assert images.shape == labels.shape == (6, 1, 32, 32)
+@pytest.mark.parametrize("width", [32, 48])  # square and not: the rotation acts in pixels either way
+def test_augmentation_keeps_labels_binary_and_aligned(width):
+    rng = np.random.default_rng(0)
+    image = (0.4 + 0.05 * rng.standard_normal((6, 32, width))).astype(np.float32)
+    tumor = np.zeros((6, 32, width), dtype=np.uint8)
+    tumor[:, 10:20, 12:24] = 1
+    image[tumor == 1] += 0.4
+    augment = Augmenter(rotate_deg=15, scale=0.1, intensity=0.1, flip=True, seed=0)
+    inputs, labels = augment(image, tumor, tumor[:, None].astype(np.float32))
+    assert inputs.shape == (6, 2, 32, width) and labels.shape == (6, 1, 32, width) and labels.dtype == torch.long
     assert set(labels.unique().tolist()) <= {0, 1}
-    # the bright square moves with its label
-    assert images[labels == 1].mean() > images[labels == 0].mean() + 0.2
+    # the bright square moves with its label, and the prior channel (nearest, like the label) with both
+    assert inputs[:, :1][labels == 1].mean() > inputs[:, :1][labels == 0].mean() + 0.2
+    assert torch.equal(inputs[:, 1:], labels.float())
+    assert not torch.equal(labels[:, 0], torch.from_numpy(tumor).long())  # something moved
+
+
+def test_augmentation_without_transforms_is_the_identity():
+    slices = bright_square_slices()
+    augment = Augmenter(rotate_deg=0, scale=0, intensity=0, flip=False, seed=0)
+    for _ in range(3):
+        inputs, labels = augment(slices.image[:6], slices.tumor[:6])
+        assert torch.allclose(inputs[:, 0], torch.from_numpy(slices.image[:6]), atol=1e-6)
+        assert torch.equal(labels[:, 0], torch.from_numpy(slices.tumor[:6]).long())
+    images, no_labels = augment(slices.image[:6])  # unlabeled slices
+    assert images.shape == (6, 1, 32, 32) and no_labels is None
+
+
+def test_flips_mirror_left_right_and_nothing_else():
+    slices = bright_square_slices()
+    augment = Augmenter(rotate_deg=0, scale=0, intensity=0, flip=True, seed=0)
+    labels = augment(slices.image, slices.tumor)[1][:, 0].numpy()
+    flipped = [np.array_equal(out, truth[:, ::-1]) for out, truth in zip(labels, slices.tumor) if truth.any()]
+    kept = [np.array_equal(out, truth) for out, truth in zip(labels, slices.tumor) if truth.any()]
+    assert all(f or k for f, k in zip(flipped, kept)) and any(flipped) and any(kept)
+
+
+def test_augmentation_is_seeded():
+    slices = bright_square_slices()
+
+    def run(seed):
+        augment = Augmenter(rotate_deg=15, scale=0.1, intensity=0.1, flip=True, seed=seed)
+        return [augment(slices.image[:6], slices.tumor[:6]) for _ in range(2)]
+
+    first, again, other = run(0), run(0), run(1)
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(first, again))
+    assert not torch.equal(first[0][0], other[0][0])
 
 
 def test_supervised_training_learns_and_checkpoint_reloads(tmp_path):

@@ -16,7 +16,7 @@ import torch
 from monai.losses import DiceCELoss
 from tqdm import tqdm
 
-from aslseg.ssl.augment import augment_batch, build_augmentation
+from aslseg.ssl.augment import Augmenter
 from aslseg.ssl.network import build_network, predict_probabilities
 from aslseg.ssl.sampling import ForegroundBatchSampler
 
@@ -111,14 +111,14 @@ def train_adaptation(
     loss_function = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
     has_tumor = train.target.reshape(len(train.target), -1).any(axis=1)
     sampler = ForegroundBatchSampler(has_tumor, settings.batch_size, settings.foreground_fraction, rng)
-    augmentation = build_augmentation(settings.rotate_deg, settings.scale, settings.intensity, False, seed, with_prior=True)
+    augment = Augmenter(settings.rotate_deg, settings.scale, settings.intensity, False, seed, device)
     best = AdaptResult(_copy(model), 0, -1.0, pooled_dice(val.prior[:, 0] > 0.5, val.target))
     start = time.perf_counter()
     bar = tqdm(range(1, settings.iterations + 1), disable=not progress, desc="adapt_train", mininterval=5)
     for iteration in bar:
         index = sampler()
-        inputs, labels = augment_batch(train.image[index], train.target[index], augmentation, train.prior[index])
-        loss = loss_function(model(inputs.to(device)), labels.to(device))
+        inputs, labels = augment(train.image[index], train.target[index], train.prior[index])
+        loss = loss_function(model(inputs), labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from aslseg.ssl.augment import augment_batch, build_augmentation
+from aslseg.ssl.augment import Augmenter
 from aslseg.ssl.methods import METHODS, Batch
 from aslseg.ssl.evaluation import Volume, mean_dice_with_tumor
 from aslseg.ssl.sampling import ForegroundBatchSampler
@@ -48,22 +48,18 @@ def train(
     optimizer = torch.optim.AdamW(trainer.trainable(), lr=settings.lr, weight_decay=settings.weight_decay)
     schedule = torch.optim.lr_scheduler.PolynomialLR(optimizer, total_iters=settings.iterations, power=0.9)
     sampler = ForegroundBatchSampler(labeled.has_tumor(), settings.batch_size, settings.foreground_fraction, rng)
-    augmentation = build_augmentation(settings.rotate_deg, settings.scale, settings.intensity, settings.flip, seed)
-
-    def to_batch(images, labels) -> Batch:
-        image, label = augment_batch(images, labels, augmentation)
-        return Batch(image.to(device), label.to(device))
+    augment = Augmenter(settings.rotate_deg, settings.scale, settings.intensity, settings.flip, seed, device)
 
     best = TrainResult(_cpu_copy(trainer.model()), 0, -1.0)
     start = time.perf_counter()
     bar = tqdm(range(1, settings.iterations + 1), disable=not progress, desc=f"ssl_train {method}", mininterval=5)
     for iteration in bar:
         index = sampler()
-        labeled_batch = to_batch(labeled.image[index], labeled.tumor[index])
+        labeled_batch = Batch(*augment(labeled.image[index], labeled.tumor[index]))
         unlabeled_batch = None
         if trainer.uses_unlabeled:
             pick = rng.choice(len(unlabeled), trainer.unlabeled_batch_size())
-            unlabeled_batch = Batch(to_batch(unlabeled.image[pick], np.zeros_like(unlabeled.image[pick])).image)
+            unlabeled_batch = Batch(augment(unlabeled.image[pick])[0])
         loss, parts = trainer.loss(labeled_batch, unlabeled_batch, (iteration - 1) / settings.iterations)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
