@@ -1,4 +1,4 @@
-"""Local GPU assignment: one free GPU per job on a multi-GPU workstation."""
+"""Which device a job computes on, and local GPU assignment: one free GPU per job on a multi-GPU workstation."""
 
 from __future__ import annotations
 
@@ -48,3 +48,10 @@ def claim_gpus(count: int, devices: str = "/dev", lock_dir: str | None = None) -
     _HELD_GPU_LOCKS.extend(handle for _, handle in held)
     os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(index) for index, _ in held)
     return [index for index, _ in held]
+
+
+def default_device() -> str:
+    """The GPU when the job was given one (a GPU config requests it), else the CPU."""
+    import torch  # here, not at the top: data jobs import this module too, and need no torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

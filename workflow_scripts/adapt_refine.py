@@ -4,9 +4,10 @@ import numpy as np
 import torch
 
 from aslseg.adapt.train import AdaptData, refine
+from aslseg.gpus import default_device
 from aslseg.io import write_npz
 from aslseg.prepared import PreparedFiles
-from aslseg.ssl.network import build_network, default_device
+from aslseg.ssl.network import build_network
 from aslseg.workflow import job_logging
 
 with job_logging(snakemake) as log:

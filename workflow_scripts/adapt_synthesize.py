@@ -9,11 +9,11 @@ import torch
 
 from aslseg.adapt.corruptions import CorruptionSettings
 from aslseg.adapt.synthesis import PromptSettings, synthetic_pseudo_labels
+from aslseg.gpus import default_device
 from aslseg.io import write_json, write_npz
 from aslseg.prepared import PreparedFiles
 from aslseg.sam.embeddings import EmbeddingStore
 from aslseg.sam.model import load_configured_sam
-from aslseg.ssl.network import default_device
 from aslseg.workflow import job_logging
 
 

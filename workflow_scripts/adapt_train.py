@@ -6,9 +6,9 @@ import numpy as np
 import torch
 
 from aslseg.adapt.train import AdaptData, AdaptSettings, train_adaptation
+from aslseg.gpus import default_device
 from aslseg.io import atomic_path, write_json
 from aslseg.prepared import PreparedFiles
-from aslseg.ssl.network import default_device
 from aslseg.workflow import job_logging
 
 

@@ -4,12 +4,12 @@ mm, and their summary."""
 import pandas as pd
 import torch
 
+from aslseg.gpus import default_device
 from aslseg.io import atomic_path, write_json
 from aslseg.metrics import summarize
 from aslseg.prepared import PreparedFiles
 from aslseg.ssl.checkpoint import load_model
 from aslseg.ssl.evaluation import score_volumes
-from aslseg.ssl.network import default_device
 from aslseg.workflow import job_logging
 
 with job_logging(snakemake) as log:

@@ -3,10 +3,10 @@
 import numpy as np
 import torch
 
+from aslseg.gpus import default_device
 from aslseg.prepared import case_id_of
 from aslseg.sam.embeddings import embedded_positions, write_shard
 from aslseg.sam.model import load_configured_sam
-from aslseg.ssl.network import default_device
 from aslseg.workflow import job_logging
 
 with job_logging(snakemake) as log:

@@ -6,13 +6,13 @@ import json
 import numpy as np
 import torch
 
+from aslseg.gpus import default_device
 from aslseg.io import atomic_path, write_json
 from aslseg.prepared import PreparedFiles
 from aslseg.sam.embeddings import EmbeddingStore
 from aslseg.sam.finetune import FinetuneSettings, finetune, prompt_dice
 from aslseg.sam.model import load_configured_sam
 from aslseg.sam.prompts import PROMPT_TYPES
-from aslseg.ssl.network import default_device
 from aslseg.workflow import job_logging
 
 

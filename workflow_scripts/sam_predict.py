@@ -5,11 +5,11 @@ import json
 import pandas as pd
 import torch
 
+from aslseg.gpus import default_device
 from aslseg.io import atomic_path, write_npz
 from aslseg.sam.embeddings import EmbeddingStore
 from aslseg.sam.model import load_configured_sam
 from aslseg.sam.predict import pseudo_label_2
-from aslseg.ssl.network import default_device
 from aslseg.workflow import job_logging
 
 COLUMNS = ["case", "position", "component", "input_area", "sam_area", "predicted_iou"]

@@ -3,10 +3,11 @@
 import numpy as np
 import torch
 
+from aslseg.gpus import default_device
 from aslseg.io import write_npz
 from aslseg.prepared import PreparedFiles
 from aslseg.ssl.checkpoint import load_model
-from aslseg.ssl.network import default_device, predict_probabilities
+from aslseg.ssl.network import predict_probabilities
 from aslseg.workflow import job_logging
 
 with job_logging(snakemake) as log:

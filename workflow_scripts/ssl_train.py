@@ -6,12 +6,12 @@ import json
 import pandas as pd
 import torch
 
+from aslseg.gpus import default_device
 from aslseg.prepared import PreparedFiles
 from aslseg.ssl.checkpoint import save_checkpoint
 from aslseg.ssl.methods import METHODS
-from aslseg.ssl.network import default_device
-from aslseg.ssl.slices import load_round_slices, load_slices
 from aslseg.ssl.settings import TrainSettings
+from aslseg.ssl.slices import load_round_slices, load_slices
 from aslseg.ssl.train import train
 from aslseg.workflow import job_logging
 

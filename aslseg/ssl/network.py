@@ -50,8 +50,3 @@ def predict_probabilities(
             raise ValueError(f"region has shape {np.shape(region)}, the probabilities {probability.shape}")
         probability = np.where(np.asarray(region) > 0, probability, np.float32(0.0))
     return probability
-
-
-def default_device() -> str:
-    """The GPU when the job was given one (a GPU config requests it), else the CPU."""
-    return "cuda" if torch.cuda.is_available() else "cpu"
