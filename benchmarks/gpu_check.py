@@ -304,8 +304,8 @@ def section_precision(ctx) -> dict:
         settings = dataclasses.replace(adapt, bf16=bf16)
         train_adaptation(data, data, dataclasses.replace(settings, iterations=ctx.sizes.warmup), seed=0,
                          device=ctx.device, progress=False)
-        result, seconds = timed(ctx.device, lambda: train_adaptation(data, data, settings, seed=0, device=ctx.device,
-                                                                     progress=False))
+        _, seconds = timed(ctx.device, lambda: train_adaptation(data, data, settings, seed=0, device=ctx.device,
+                                                                progress=False))
         out[f"adapt_{name}_s_per_iteration"] = seconds / n  # one validation included
     out["ssl_bf16_speedup"] = out["ssl_fp32_s_per_iteration"] / out["ssl_bf16_s_per_iteration"]
     out["adapt_bf16_speedup"] = out["adapt_fp32_s_per_iteration"] / out["adapt_bf16_s_per_iteration"]
