@@ -48,9 +48,12 @@ class Augmenter:
         """(B, H, W) images [and labels, (B, C, H, W) priors] -> (B, 1 [+ C], H, W) float input on the device
         (priors appended as channels) and (B, 1, H, W) long labels (None without labels)."""
         image = self._tensor(images)[:, None]
-        carried = [self._tensor(a) for a in ([labels[:, None]] if labels is not None else []) +
-                   ([priors] if priors is not None else [])]
-        masks = torch.cat(carried, dim=1) if carried else None  # resampled with nearest
+        carried = []  # label and prior channels: moved with the image, resampled with nearest, no jitter
+        if labels is not None:
+            carried.append(self._tensor(labels)[:, None])
+        if priors is not None:
+            carried.append(self._tensor(priors))
+        masks = torch.cat(carried, dim=1) if carried else None
         if self.flip:
             flipped = self._chance(len(image), P_FLIP).view(-1, 1, 1, 1)
             image = torch.where(flipped, image.flip(-1), image)
