@@ -2,9 +2,9 @@
 
 By default glibc serves large blocks with fresh mmap() calls and trims the heap after frees, so every forward
 pass faults its activation memory in page by page again. For SAM's image encoder that put a third of the CPU
-time into the kernel on this machine and made embedding 1.4x slower in the workflow (docs/BENCHMARKS.md). These are the settings of
-the MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ environment variables, applied from inside the job so
-that they hold however it was launched (locally, on SLURM, from the tests).
+time into the kernel on this machine and made embedding 1.4x slower in the workflow (docs/BENCHMARKS.md).
+These are the settings of the MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ environment variables,
+applied from inside the job so that they hold however it was launched (locally, on SLURM, from the tests).
 """
 
 from __future__ import annotations

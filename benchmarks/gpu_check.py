@@ -529,7 +529,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: 1 with --quick, else min(16, CPUs))")
     parser.add_argument("--overlay", type=Path, default=None,
-                        help="config overlay whose sizes to use, e.g. configs/lits-gpu.yaml (the data stay phantom cases)")
+                        help="config overlay whose sizes to use, e.g. configs/lits-gpu.yaml (data: phantom cases)")
     parser.add_argument("--out", type=Path, default=None, help="report file (default: $OUT/gpu_check.json if $OUT)")
     args = parser.parse_args()
     if args.device.startswith("cuda") and not torch.cuda.is_available():
