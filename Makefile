@@ -12,8 +12,8 @@ CORES ?= 2
 $(INSTALLED): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "aslseg needs Python >= 3.11 (Snakemake 9)"'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -r requirements.txt
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip install --quiet --no-cache-dir -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-cache-dir --no-deps --no-build-isolation -e .
 	touch $@
 
 run: $(INSTALLED)
