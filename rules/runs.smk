@@ -17,10 +17,16 @@ from dataclasses import dataclass
 from aslseg.select.reliability import rule_settings
 
 # ---- experiments and Stage I runs -------------------------------------------------------------------------
-# Each target experiment's effective config is validated here, before any job runs. An SSL run is named by
-# its method and a hash of what the model depends on (the ssl settings its method reads, the labeled
-# fraction).
-EXPERIMENTS = {name: experiment_config(config, name) for name in config["targets"]}
+# The experiments of `targets` (rule all) and of the paper's tables (rule paper); each one's effective config
+# is validated here, before any job runs. A paper experiment that `experiments` does not define is an error
+# of the paper target only (rules/paper.smk), so a config with experiments of its own still runs its targets.
+# An SSL run is named by its method and a hash of what the model depends on (the ssl settings its method
+# reads, the labeled fraction).
+PAPER = config["paper"]
+PAPER_METHODS = [name for name in PAPER["methods"] if name in config["experiments"]]
+PAPER_ABLATION = [name for name in PAPER["ablation"] if name in config["experiments"]]
+PAPER_EXPERIMENTS = list(dict.fromkeys(PAPER_METHODS + PAPER_ABLATION))
+EXPERIMENTS = {name: experiment_config(config, name) for name in dict.fromkeys(config["targets"] + PAPER_EXPERIMENTS)}
 for _name, _settings in EXPERIMENTS.items():
     if not _settings["sam"]["enabled"] and _settings["select"]["agreement_weight"] > 0:
         raise ConfigError(f"experiments.{_name}: without SAM the final label is PL1 itself, so agreement is 1 on "
@@ -285,12 +291,12 @@ def shard_images(wildcards):
     return [prepared_image(case) for case in cases]
 
 
-def summary_rows():
-    """One row of results/summary.csv per target experiment x seed x round, with its test summary."""
+def summary_rows(experiments, seeds):
+    """One row per experiment x seed x round, with its test summary (results/summary.csv: the targets' rows)."""
     return [
         {"experiment": e, "round": r, "seed": s, "run": model_dir(e, s, r).split("/")[1],
          "summary": f"{RESULTS}/{model_dir(e, s, r)}/test_summary.json"}
-        for e in config["targets"] for s in config["seeds"] for r in rounds_of(e)
+        for e in experiments for s in seeds for r in rounds_of(e)
     ]
 
 
@@ -391,12 +397,62 @@ def selection_inputs(wildcards):
     return inputs
 
 
-LOOP_ROWS = [
-    {"experiment": e, "seed": s, "round": r, "run": model_dir(e, s, r).split("/")[1],
-     "prompt": EXPERIMENTS[e]["sam"]["prompt"] if EXPERIMENTS[e]["sam"]["enabled"] else "none",
-     "quality": f"{selection_dir(e, s, r)}/pseudo_label_quality.json", "finetune_report": finetune_report(e, s),
-     "calibration": f"{selection_dir(e, s, r)}/calibration.json",
-     "adapt_report": adapt_report(e, s), "labeled_list": f"{selection_dir(e, s, r)}/labeled_next_round.csv"}
-    for e in config["targets"] if e in LOOP_EXPERIMENTS for s in config["seeds"]
-    for r in range(EXPERIMENTS[e]["loop"]["rounds"])
-]
+def loop_rows(experiments, seeds):
+    """One row per loop experiment x seed x pseudo-labeling round, with the files that describe its pseudo
+    labels and selection (results/pseudo_label_summary.csv: the targets' rows)."""
+    return [
+        {"experiment": e, "seed": s, "round": r, "run": model_dir(e, s, r).split("/")[1],
+         "prompt": EXPERIMENTS[e]["sam"]["prompt"] if EXPERIMENTS[e]["sam"]["enabled"] else "none",
+         "quality": f"{selection_dir(e, s, r)}/pseudo_label_quality.json", "finetune_report": finetune_report(e, s),
+         "calibration": f"{selection_dir(e, s, r)}/calibration.json",
+         "adapt_report": adapt_report(e, s), "labeled_list": f"{selection_dir(e, s, r)}/labeled_next_round.csv"}
+        for e in experiments if e in LOOP_EXPERIMENTS for s in seeds
+        for r in range(EXPERIMENTS[e]["loop"]["rounds"])
+    ]
+
+
+def loop_row_files(rows):
+    """Every file the rows of loop_rows name (the inputs of a pseudo-label summary)."""
+    keys = ("quality", "calibration", "finetune_report", "adapt_report", "labeled_list")
+    return [row[key] for row in rows for key in keys if row[key]]
+
+
+LOOP_ROWS = loop_rows(config["targets"], config["seeds"])
+
+
+# ---- the paper (rules/paper.smk) --------------------------------------------------------------------------
+PAPER_DIR = f"{RESULTS}/paper"
+PAPER_UNDEFINED = [name for name in PAPER["methods"] + PAPER["ablation"] if name not in config["experiments"]]
+PAPER_LOOPS = [name for name in PAPER_EXPERIMENTS if name in LOOP_EXPERIMENTS]
+PAPER_RUNS = summary_rows(PAPER_EXPERIMENTS, PAPER["seeds"])
+PAPER_LOOP_ROWS = loop_rows(PAPER_LOOPS, PAPER["seeds"])
+FIGURE_SEED = PAPER["seeds"][0]  # the comparison figure shows the models of the first seed
+
+
+def paper_split(experiment, seed):
+    return split_path(EXPERIMENTS[experiment]["data"]["split"]["labeled"], seed)
+
+
+def final_model(experiment, seed):
+    return f"{RESULTS}/{model_dir(experiment, seed, EXPERIMENTS[experiment]['loop']['rounds'])}/model.pt"
+
+
+def paper_targets(wildcards):
+    if PAPER_UNDEFINED:
+        raise ConfigError(f"paper: {PAPER_UNDEFINED} are not defined under experiments (defined: "
+                          f"{sorted(config['experiments'])}); define them or list others in paper.methods / paper.ablation")
+    return [f"{PAPER_DIR}/table1_methods.md", f"{PAPER_DIR}/table2_ablation.md", f"{PAPER_DIR}/figure_comparison.png",
+            *([f"{PAPER_DIR}/figure_rounds.png"] if PAPER_LOOPS else [])]
+
+
+def comparison_inputs(wildcards):
+    """(Evaluation only.) The final model of each method at the first seed, and the test volumes with their
+    tumor labels (the test set is the same for every seed and labeled fraction)."""
+    labeled = f"{EXPERIMENTS[PAPER_METHODS[0]]['data']['split']['labeled']:g}"
+    split_file = checkpoints.split.get(labeled=labeled, seed=FIGURE_SEED).output[0]
+    test = json.loads(Path(split_file).read_text())["test"]
+    return {
+        "models": [final_model(name, FIGURE_SEED) for name in PAPER_METHODS],
+        "images": [prepared_image(case) for case in test],
+        "labels": [prepared_label(case) for case in test],
+    }

@@ -82,11 +82,7 @@ rule pseudo_label_summary:
     """One row per ASLseg experiment x seed x round: Dice of PL1, PL2 and PL3 on the round's unlabeled slices
     and on the accepted ones, lesion misses and false positives, selection precision, SAM's and AN's val Dice."""
     input:
-        lambda wildcards: [
-            path for row in LOOP_ROWS
-            for path in (row["quality"], row["calibration"], row["finetune_report"], row["adapt_report"],
-                         row["labeled_list"]) if path
-        ],
+        lambda wildcards: loop_row_files(LOOP_ROWS),
     output:
         report(f"{RESULTS}/pseudo_label_summary.csv", caption="../docs/report/pseudo_label_summary.rst", category="Results"),
     params:

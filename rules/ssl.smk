@@ -81,11 +81,12 @@ rule evaluate:
 rule summary:
     """One row per experiment x round x seed: the test-set means and the number of cases behind them."""
     input:
-        [row["summary"] for row in summary_rows()],
+        [row["summary"] for row in summary_rows(config["targets"], config["seeds"])],
     output:
         report(f"{RESULTS}/summary.csv", caption="../docs/report/summary.rst", category="Results"),
     params:
-        rows=[{key: row[key] for key in ("experiment", "round", "seed", "run")} for row in summary_rows()],
+        rows=[{key: row[key] for key in ("experiment", "round", "seed", "run")}
+              for row in summary_rows(config["targets"], config["seeds"])],
     log:
         f"{LOGS}/summary.log",
     localrule: True

@@ -70,7 +70,7 @@ def test_schema_documents_every_key():
     schema = yaml.safe_load((REPO / "schemas/config.schema.yaml").read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
     keywords = {"type", "items", "minItems", "maxItems", "default", "description", "enum", "minimum", "maximum",
-                "additionalProperties",
+                "additionalProperties", "uniqueItems",
                 "exclusiveMinimum", "exclusiveMaximum"}
     for key, spec in _leaf_properties(schema):
         assert "default" in spec and spec.get("description"), f"{key}: needs a default and a description"

@@ -9,6 +9,7 @@ import json
 import re
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -279,3 +280,61 @@ def test_a_missing_sam_checkpoint_stops_before_any_job(stage2_run):
                        "-n", check=False)
     assert result.returncode != 0
     assert "/nowhere/sam_vit_b.pth" in result.stdout + result.stderr
+
+
+# The paper target over experiments the stage-2 run already trained: it must add its tables and figures only.
+TINY_PAPER = {"seeds": [0], "methods": ["supervised", "aslseg"], "figure_slices": 2,
+              "ablation": ["aslseg_no_sam", "aslseg_no_adapt", "aslseg_point", "aslseg"]}
+PAPER_RULES = {"paper", "paper_runs", "paper_pseudo_labels", "paper_tables", "paper_figure_comparison", "paper_figure_rounds"}
+
+
+def paper_jobs(workdir, config) -> set[str]:
+    lines = snakemake(workdir, config, "-n", "paper").stdout.splitlines()
+    return {line.split()[1].rstrip(":") for line in lines if line.startswith(("rule ", "localrule ")) and line.endswith(":")}
+
+
+def test_the_paper_target_builds_tables_and_figures_from_the_trained_runs(stage2_run):
+    config = changed(paper=TINY_PAPER)
+    assert paper_jobs(stage2_run, config) == PAPER_RULES  # nothing is trained again
+    snakemake(stage2_run, config, "paper")
+    results, paper = stage2_run / "results", stage2_run / "results/paper"
+    summary = pd.read_csv(results / "summary.csv")
+    final = summary.sort_values("round").groupby("experiment").last()  # each experiment's last round
+    split = json.loads((results / "data/splits/labeled-0.2/seed-0.json").read_text())
+
+    methods = pd.read_csv(paper / "table1_methods.csv").set_index("experiment")
+    assert list(methods.index) == ["supervised", "aslseg"]
+    for name in methods.index:
+        assert methods.loc[name, "dice_mean"] == pytest.approx(final.loc[name, "dice"], rel=1e-3)
+        assert methods.loc[name, "hd95_mm_mean"] == pytest.approx(final.loc[name, "hd95_mm"], rel=1e-3)
+    assert (methods["n_seeds"] == 1).all() and methods["dice_sd"].isna().all()  # one seed: no sd to report
+    assert (methods["labeled_volumes"] == len(split["labeled"])).all()
+    assert methods.loc["supervised", "unlabeled_volumes"] == 0
+    assert methods.loc["aslseg", "unlabeled_volumes"] == len(split["unlabeled"])
+    markdown = (paper / "table1_methods.md").read_text()
+    assert f"| aslseg | bcp | {len(split['labeled'])} | {len(split['unlabeled'])} | 2 | {100 * methods.loc['aslseg', 'dice_mean']:.2f} |" in markdown
+
+    ablation = pd.read_csv(paper / "table2_ablation.csv").set_index("experiment")
+    assert list(ablation.index) == TINY_PAPER["ablation"]
+    stages = ablation[["sam", "sam_fine_tuned", "adaptation_network", "rounds"]]
+    assert stages.loc["aslseg_no_sam"].tolist() == [False, False, False, 1]
+    assert stages.loc["aslseg_no_adapt"].tolist() == [True, True, False, 1]
+    assert stages.loc["aslseg"].tolist() == [True, True, True, 2]
+    assert ablation.loc["aslseg_point", "prompt"] == "point" and ablation.loc["aslseg", "prompt"] == "box"
+    assert ablation.loc["aslseg", "dice_mean"] == methods.loc["aslseg", "dice_mean"]
+
+    pseudo = pd.read_csv(paper / "pseudo_labels.csv")
+    assert set(pseudo["experiment"]) == set(TINY_PAPER["ablation"])  # every loop experiment, every round
+    assert len(pseudo[pseudo["experiment"] == "aslseg"]) == 2
+    comparison = plt.imread(paper / "figure_comparison.png")
+    rows, columns = 2, 2 + len(TINY_PAPER["methods"])
+    assert comparison.shape[1] / comparison.shape[0] == pytest.approx(2.1 * columns / (2.2 * rows + 0.4), rel=0.05)
+    assert plt.imread(paper / "figure_rounds.png").shape[1] > 0
+    assert paper_jobs(stage2_run, config) == set()  # built once: "Nothing to be done"
+
+
+def test_the_paper_target_names_experiments_it_cannot_find(stage2_run):
+    config = changed(paper={**TINY_PAPER, "methods": ["supervised", "mean_teacher"]})
+    result = snakemake(stage2_run, config, "-n", "paper", check=False)
+    assert result.returncode != 0 and "paper: ['mean_teacher'] are not defined under experiments" in result.stdout + result.stderr
+    assert snakemake(stage2_run, config, "-n").returncode == 0  # the default target does not need them
