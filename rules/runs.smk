@@ -19,7 +19,8 @@ from aslseg.select.reliability import rule_settings
 # ---- experiments and Stage I runs -------------------------------------------------------------------------
 # The experiments of `targets` (rule all) and of the paper's tables (rule paper); each one's effective config
 # is validated here, before any job runs. A paper experiment that `experiments` does not define is an error
-# of the paper target only (rules/paper.smk), so a config with experiments of its own still runs its targets.
+# of the paper target only (paper_targets below), so a config with experiments of its own still runs its
+# targets.
 # An SSL run is named by its method and a hash of what the model depends on (the ssl settings its method
 # reads, the labeled fraction).
 PAPER = config["paper"]
