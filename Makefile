@@ -1,13 +1,14 @@
 # Two commands do all set-up on a fresh Debian machine with Python 3.11:
 #   make run    builds .venv if needed, then runs the workflow on the embedded default
 #   make test   builds .venv if needed, then runs the test suite
+#   make paper  builds .venv if needed, then the paper's tables and figures (results/paper/; hours on a CPU)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 CORES ?= 2
 
-.PHONY: run test lint clean-results
+.PHONY: run test paper lint clean-results
 
 $(INSTALLED): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "aslseg needs Python >= 3.11 (Snakemake 9)"'
@@ -25,6 +26,9 @@ run: $(INSTALLED)
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest
+
+paper: $(INSTALLED)
+	$(BIN)/snakemake --cores $(CORES) paper
 
 lint: $(INSTALLED)
 	$(BIN)/snakemake --lint
