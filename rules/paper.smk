@@ -46,11 +46,12 @@ rule paper_pseudo_labels:
 
 
 rule paper_tables:
-    """Table 1 (methods) and Table 2 (ablation): each experiment's final round, mean and sd over the seeds,
-    as CSV and as Markdown."""
+    """Table 1 (methods) and Table 2 (ablation): each experiment's final round, mean and sd over the seeds, and
+    its Dice paired with paper.reference's per seed and test volume, as CSV and as Markdown."""
     input:
         runs=f"{PAPER_DIR}/runs.csv",
         splits=[paper_split(name, FIGURE_SEED) for name in PAPER_EXPERIMENTS],
+        cases=[path for _, _, path in PAPER_CASES],
         code=package_code("paper/tables.py"),
     output:
         methods_csv=f"{PAPER_DIR}/table1_methods.csv",
@@ -62,6 +63,8 @@ rule paper_tables:
         descriptions={name: describe(EXPERIMENTS[name]) for name in PAPER_EXPERIMENTS},
         methods=PAPER_METHODS,
         ablation=PAPER_ABLATION,
+        reference=PAPER["reference"],
+        cases=[(experiment, seed) for experiment, seed, _ in PAPER_CASES],  # in the order of input.cases
     log:
         f"{LOGS}/paper/tables.log",
     localrule: True

@@ -26,7 +26,8 @@ from aslseg.select.reliability import rule_settings
 PAPER = config["paper"]
 PAPER_METHODS = [name for name in PAPER["methods"] if name in config["experiments"]]
 PAPER_ABLATION = [name for name in PAPER["ablation"] if name in config["experiments"]]
-PAPER_EXPERIMENTS = list(dict.fromkeys(PAPER_METHODS + PAPER_ABLATION))
+PAPER_REFERENCE = [PAPER["reference"]] if PAPER["reference"] in config["experiments"] else []
+PAPER_EXPERIMENTS = list(dict.fromkeys(PAPER_METHODS + PAPER_ABLATION + PAPER_REFERENCE))
 EXPERIMENTS = {name: experiment_config(config, name) for name in dict.fromkeys(config["targets"] + PAPER_EXPERIMENTS)}
 for _name, _settings in EXPERIMENTS.items():
     if not _settings["sam"]["enabled"] and _settings["select"]["agreement_weight"] > 0:
@@ -423,7 +424,8 @@ LOOP_ROWS = loop_rows(config["targets"], config["seeds"])
 
 # ---- the paper (rules/paper.smk) --------------------------------------------------------------------------
 PAPER_DIR = f"{RESULTS}/paper"
-PAPER_UNDEFINED = [name for name in PAPER["methods"] + PAPER["ablation"] if name not in config["experiments"]]
+PAPER_UNDEFINED = [name for name in PAPER["methods"] + PAPER["ablation"] + [PAPER["reference"]]
+                   if name not in config["experiments"]]
 PAPER_LOOPS = [name for name in PAPER_EXPERIMENTS if name in LOOP_EXPERIMENTS]
 PAPER_RUNS = summary_rows(PAPER_EXPERIMENTS, PAPER["seeds"])
 PAPER_LOOP_ROWS = loop_rows(PAPER_LOOPS, PAPER["seeds"])
@@ -438,10 +440,18 @@ def final_model(experiment, seed):
     return f"{RESULTS}/{model_dir(experiment, seed, EXPERIMENTS[experiment]['loop']['rounds'])}/model.pt"
 
 
+# (experiment, seed, its final model's per-volume test rows): what the tables' paired comparison reads
+PAPER_CASES = [
+    (e, s, f"{RESULTS}/{model_dir(e, s, EXPERIMENTS[e]['loop']['rounds'])}/test_cases.csv")
+    for e in PAPER_EXPERIMENTS for s in PAPER["seeds"]
+]
+
+
 def paper_targets(wildcards):
     if PAPER_UNDEFINED:
         raise ConfigError(f"paper: {PAPER_UNDEFINED} are not defined under experiments (defined: "
-                          f"{sorted(config['experiments'])}); define them or list others in paper.methods / paper.ablation")
+                          f"{sorted(config['experiments'])}); define them or name others in paper.methods, "
+                          "paper.ablation, paper.reference")
     return [f"{PAPER_DIR}/table1_methods.md", f"{PAPER_DIR}/table2_ablation.md", f"{PAPER_DIR}/figure_comparison.png",
             *([f"{PAPER_DIR}/figure_rounds.png"] if PAPER_LOOPS else [])]
 

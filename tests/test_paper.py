@@ -11,8 +11,8 @@ import pytest
 from aslseg.config import validate_config
 from aslseg.experiments import experiment_config
 from aslseg.paper.figures import choose_slices, comparison_figure, rounds_figure
-from aslseg.paper.tables import (ABLATION_COLUMNS, METHODS_COLUMNS, describe, paper_table, to_markdown,
-                                 with_volume_counts)
+from aslseg.paper.tables import (ABLATION_COLUMNS, METHODS_COLUMNS, describe, paired_dice_test, paper_table,
+                                 to_markdown, with_volume_counts)
 from aslseg.prepared import Volume
 
 
@@ -79,6 +79,29 @@ def test_markdown_prints_percent_and_mm_with_sd_only_where_there_are_seeds():
     assert lines[3] == "| supervised | supervised | 1 | 0 | 0 | 30.00 | 15.00 | n/a | n/a | 0 |"
     ablation = to_markdown(paper_table(RUNS, descriptions("bcp", "aslseg")), ABLATION_COLUMNS).splitlines()
     assert "| bcp | bcp | – | – |  | – |  | 0 |" in ablation[2] and "| aslseg | bcp | ✓ | ✓ | box | ✓ | threshold | 2 |" in ablation[3]
+
+
+def case_rows(experiment, dices, seed=0):
+    rows = [{"experiment": experiment, "seed": seed, "case_id": case, "dice": dice, "gt_empty": False}
+            for case, dice in enumerate(dices)]
+    return rows + [{"experiment": experiment, "seed": seed, "case_id": 99, "dice": 0.0, "gt_empty": True}]
+
+
+def test_the_paired_comparison_matches_seed_and_volume_and_skips_tumor_free_volumes():
+    bcp = case_rows("bcp", [0.1 * i for i in range(10)]) + case_rows("bcp", [0.5] * 10, seed=1)
+    better = case_rows("aslseg", [0.1 * i + 0.05 + 0.001 * i for i in range(10)]) + case_rows("aslseg", [0.5] * 10, seed=1)
+    same = case_rows("supervised", [0.1 * i for i in range(10)])  # seed 0 only: 10 pairs
+    paired = paired_dice_test(pd.DataFrame(bcp + better + same), "bcp")
+    assert paired.loc["aslseg", "n_pairs"] == 20 and paired.loc["supervised", "n_pairs"] == 10
+    assert paired.loc["aslseg", "dice_vs_reference"] == pytest.approx(np.mean([0.05 + 0.001 * i for i in range(10)] + [0] * 10))
+    assert paired.loc["aslseg", "p_vs_reference"] < 0.01  # ten of ten untied pairs better
+    assert np.isnan(paired.loc["supervised", "p_vs_reference"]) and np.isnan(paired.loc["bcp", "p_vs_reference"])
+    table = paper_table(RUNS, descriptions("bcp", "aslseg"), paired)
+    lines = to_markdown(table, METHODS_COLUMNS, "bcp").splitlines()
+    assert lines[0].endswith("| ASD (mm) | Dice vs bcp (%, paired) | Seeds |")
+    assert lines[2].endswith("| reference | 0 1 2 |") and "| +2.73 (p = 0.00" in lines[3]
+    with pytest.raises(ValueError, match="cps"):
+        paired_dice_test(pd.DataFrame(bcp), "cps")
 
 
 def test_a_table_without_runs_for_an_experiment_says_which():

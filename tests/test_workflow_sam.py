@@ -283,7 +283,7 @@ def test_a_missing_sam_checkpoint_stops_before_any_job(stage2_run):
 
 
 # The paper target over experiments the stage-2 run already trained: it must add its tables and figures only.
-TINY_PAPER = {"seeds": [0], "methods": ["supervised", "aslseg"], "figure_slices": 2,
+TINY_PAPER = {"seeds": [0], "methods": ["supervised", "aslseg"], "figure_slices": 2, "reference": "supervised",
               "ablation": ["aslseg_no_sam", "aslseg_no_adapt", "aslseg_point", "aslseg"]}
 PAPER_RULES = {"paper", "paper_runs", "paper_pseudo_labels", "paper_tables", "paper_figure_comparison", "paper_figure_rounds"}
 
@@ -308,6 +308,10 @@ def test_the_paper_target_builds_tables_and_figures_from_the_trained_runs(stage2
         assert methods.loc[name, "dice_mean"] == pytest.approx(final.loc[name, "dice"], rel=1e-3)
         assert methods.loc[name, "hd95_mm_mean"] == pytest.approx(final.loc[name, "hd95_mm"], rel=1e-3)
     assert (methods["n_seeds"] == 1).all() and methods["dice_sd"].isna().all()  # one seed: no sd to report
+    # the paired difference to the reference over the test volumes with tumor is the difference of the means
+    assert methods.loc["aslseg", "dice_vs_reference"] == pytest.approx(
+        methods.loc["aslseg", "dice_mean"] - methods.loc["supervised", "dice_mean"], abs=1e-3)
+    assert methods.loc["aslseg", "n_pairs"] == final.loc["aslseg", "n_cases"]
     assert (methods["labeled_volumes"] == len(split["labeled"])).all()
     assert methods.loc["supervised", "unlabeled_volumes"] == 0
     assert methods.loc["aslseg", "unlabeled_volumes"] == len(split["unlabeled"])

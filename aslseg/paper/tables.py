@@ -1,13 +1,16 @@
 """The paper's tables: each experiment's final-round test metrics, mean and sd over run seeds, with what the
 experiment is (Stage I method, labeled and unlabeled volumes, which loop stages it runs).
 
-Input is a runs table (one row per experiment x round x seed, the columns of results/summary.csv); output a
-CSV with the numbers and a Markdown table with them formatted the way papers print them.
+Input is a runs table (one row per experiment x round x seed, the columns of results/summary.csv) and the
+final rounds' per-volume test rows (for the paired comparison with a reference experiment); output a CSV with
+the numbers and a Markdown table with them formatted the way papers print them.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+from scipy.stats import wilcoxon
 
 # (column in the runs table, heading, scale, decimals): overlap in %, distances in mm, as the paper reports.
 METRICS = [
@@ -68,13 +71,34 @@ def seed_statistics(runs: pd.DataFrame, experiments: list[str]) -> pd.DataFrame:
     return table
 
 
-def paper_table(runs: pd.DataFrame, descriptions: dict[str, dict]) -> pd.DataFrame:
+def paper_table(runs: pd.DataFrame, descriptions: dict[str, dict], paired: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per experiment of `descriptions` (in its order): its description, then its final-round
-    metrics' mean and sd over seeds."""
+    metrics' mean and sd over seeds, then (given `paired`, from paired_dice_test) its paired comparison."""
     rounds = {name: description["rounds"] for name, description in descriptions.items()}
     statistics = seed_statistics(final_rounds(runs, rounds), list(descriptions))
-    described = pd.DataFrame.from_dict(descriptions, orient="index")
-    return described.join(statistics).rename_axis("experiment").reset_index()
+    table = pd.DataFrame.from_dict(descriptions, orient="index").join(statistics)
+    if paired is not None:
+        table = table.join(paired)
+    return table.rename_axis("experiment").reset_index()
+
+
+def paired_dice_test(cases: pd.DataFrame, reference: str) -> pd.DataFrame:
+    """Per experiment, against `reference`: the mean Dice difference over its (seed, test volume with tumor)
+    pairs with the reference's final model of the same seed, and the two-sided Wilcoxon signed-rank p-value
+    of those differences (NaN for the reference itself, or where every pair ties). `cases` holds the final
+    rounds' test_cases.csv rows with their experiment and seed."""
+    tumor = cases[~cases["gt_empty"].astype(bool)]
+    if reference not in set(tumor["experiment"]):
+        raise ValueError(f"no test cases of the reference experiment {reference!r}")
+    base = tumor[tumor["experiment"] == reference].set_index(["seed", "case_id"])["dice"]
+    rows = {}
+    for name, group in tumor.groupby("experiment", sort=False):
+        own, matched = group.set_index(["seed", "case_id"])["dice"].align(base, join="inner")
+        difference = own - matched
+        tested = name != reference and bool((difference != 0).any())
+        rows[name] = {"dice_vs_reference": difference.mean(), "n_pairs": len(difference),
+                      "p_vs_reference": wilcoxon(difference).pvalue if tested else np.nan}
+    return pd.DataFrame.from_dict(rows, orient="index")
 
 
 def _mean_sd(mean: float, sd: float, scale: float, decimals: int) -> str:
@@ -90,14 +114,25 @@ def _cell(value) -> str:
     return str(value)
 
 
-def to_markdown(table: pd.DataFrame, columns: dict[str, str]) -> str:
+def _paired(row, reference: str) -> str:
+    if row["experiment"] == reference:
+        return "reference"
+    if pd.isna(row["dice_vs_reference"]):
+        return "n/a"
+    difference = f"{100 * row['dice_vs_reference']:+.2f}"
+    return difference if pd.isna(row["p_vs_reference"]) else f"{difference} (p = {row['p_vs_reference']:.2g})"
+
+
+def to_markdown(table: pd.DataFrame, columns: dict[str, str], reference: str | None = None) -> str:
     """A Markdown table: the description columns (name -> heading), then each metric as mean ± sd (sd left
-    out where there is one seed), then the seeds."""
-    headings = ["Experiment", *columns.values(), *(heading for _, heading, _, _ in METRICS), "Seeds"]
+    out where there is one seed), then (with `reference`) the paired Dice difference to it, then the seeds."""
+    paired = [f"Dice vs {reference} (%, paired)"] if reference else []
+    headings = ["Experiment", *columns.values(), *(heading for _, heading, _, _ in METRICS), *paired, "Seeds"]
     lines = ["| " + " | ".join(headings) + " |", "|" + "|".join(" --- " for _ in headings) + "|"]
     for _, row in table.iterrows():
         cells = [row["experiment"], *(_cell(row[column]) for column in columns)]
         cells += [_mean_sd(row[f"{m}_mean"], row[f"{m}_sd"], scale, decimals) for m, _, scale, decimals in METRICS]
+        cells += [_paired(row, reference)] if reference else []
         cells.append(str(row["seeds"]))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
