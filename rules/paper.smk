@@ -50,7 +50,7 @@ rule paper_tables:
     its Dice paired with paper.reference's per seed and test volume, as CSV and as Markdown."""
     input:
         runs=f"{PAPER_DIR}/runs.csv",
-        splits=[paper_split(name, FIGURE_SEED) for name in PAPER_EXPERIMENTS],
+        splits=[paper_split(name, FIRST_SEED) for name in PAPER_EXPERIMENTS],
         cases=[path for _, _, path in PAPER_CASES],
         code=package_code("paper/tables.py"),
     output:

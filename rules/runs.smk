@@ -429,22 +429,20 @@ PAPER_UNDEFINED = [name for name in PAPER["methods"] + PAPER["ablation"] + [PAPE
 PAPER_LOOPS = [name for name in PAPER_EXPERIMENTS if name in LOOP_EXPERIMENTS]
 PAPER_RUNS = summary_rows(PAPER_EXPERIMENTS, PAPER["seeds"])
 PAPER_LOOP_ROWS = loop_rows(PAPER_LOOPS, PAPER["seeds"])
-FIGURE_SEED = PAPER["seeds"][0]  # the comparison figure shows the models of the first seed
+FIRST_SEED = PAPER["seeds"][0]  # the comparison figure's models, and the split the tables count volumes in
 
 
 def paper_split(experiment, seed):
     return split_path(EXPERIMENTS[experiment]["data"]["split"]["labeled"], seed)
 
 
-def final_model(experiment, seed):
-    return f"{RESULTS}/{model_dir(experiment, seed, EXPERIMENTS[experiment]['loop']['rounds'])}/model.pt"
+def final_model_dir(experiment, seed):
+    """The folder of the model an experiment ends with (its last round)."""
+    return f"{RESULTS}/{model_dir(experiment, seed, EXPERIMENTS[experiment]['loop']['rounds'])}"
 
 
 # (experiment, seed, its final model's per-volume test rows): what the tables' paired comparison reads
-PAPER_CASES = [
-    (e, s, f"{RESULTS}/{model_dir(e, s, EXPERIMENTS[e]['loop']['rounds'])}/test_cases.csv")
-    for e in PAPER_EXPERIMENTS for s in PAPER["seeds"]
-]
+PAPER_CASES = [(e, s, f"{final_model_dir(e, s)}/test_cases.csv") for e in PAPER_EXPERIMENTS for s in PAPER["seeds"]]
 
 
 def paper_targets(wildcards):
@@ -460,10 +458,10 @@ def comparison_inputs(wildcards):
     """(Evaluation only.) The final model of each method at the first seed, and the test volumes with their
     tumor labels (the test set is the same for every seed and labeled fraction)."""
     labeled = f"{EXPERIMENTS[PAPER_METHODS[0]]['data']['split']['labeled']:g}"
-    split_file = checkpoints.split.get(labeled=labeled, seed=FIGURE_SEED).output[0]
+    split_file = checkpoints.split.get(labeled=labeled, seed=FIRST_SEED).output[0]
     test = json.loads(Path(split_file).read_text())["test"]
     return {
-        "models": [final_model(name, FIGURE_SEED) for name in PAPER_METHODS],
+        "models": [f"{final_model_dir(name, FIRST_SEED)}/model.pt" for name in PAPER_METHODS],
         "images": [prepared_image(case) for case in test],
         "labels": [prepared_label(case) for case in test],
     }
