@@ -122,6 +122,18 @@ def _monai_metrics(pred: np.ndarray, gt: np.ndarray, spacing: Spacing) -> dict[s
     }
 
 
+def volume_dice(pred: np.ndarray, gt: np.ndarray) -> float:
+    """The Dice of `overlap_distance_metrics` alone (same empty-mask rules, same MONAI value): checkpoint
+    selection reads only this, and the surface distances and lesion labelling cost far more than it."""
+    pred, gt = np.asarray(pred).astype(bool, copy=False), np.asarray(gt).astype(bool, copy=False)
+    if pred.shape != gt.shape:
+        raise ValueError(f"pred and gt must have equal shapes, got {pred.shape} and {gt.shape}")
+    pred_empty, gt_empty = not pred.any(), not gt.any()
+    if pred_empty or gt_empty:
+        return 1.0 if pred_empty and gt_empty else 0.0
+    return float(compute_dice(_as_batch(pred).float(), _as_batch(gt).float(), include_background=True).item())
+
+
 def overlap_distance_metrics(pred: np.ndarray, gt: np.ndarray, spacing: Spacing) -> dict[str, float]:
     """Dice, Jaccard, HD95 and ASD with the module's empty-mask rules (see the module docstring)."""
     pred_empty, gt_empty = not pred.any(), not gt.any()
