@@ -50,11 +50,11 @@ def main() -> None:
     prepared = Path(args.results) / "data" / "prepared"
     files = PreparedFiles(sorted(map(str, (prepared / "images").glob("case-*.npz"))),
                           sorted(map(str, (prepared / "labels").glob("case-*.npz"))))
-    settings = dataclasses.replace(
+    settings, _ = dataclasses.replace(
         TrainSettings.from_config(default_config()["ssl"]),
         iterations=args.iterations, batch_size=args.batch, lr=args.lr, foreground_fraction=args.foreground,
         val_every=max(1, args.iterations // 6), dice_include_background=args.background_dice,
-    )
+    ).on_device(args.device)
     runs = []
     for seed in args.seeds:
         split_file = Path(args.results) / "data" / "splits" / "labeled-0.1" / f"seed-{seed}.json"

@@ -328,13 +328,13 @@ def section_sam_load(ctx) -> dict:
         liver=np.stack([ctx.prepared[c].liver[p] for c, p in keys]).astype(bool),
     )
     batch = max(ctx.sizes.embed_batches)
-    embeddings, embed_s = timed(ctx.device, lambda: ctx.sam.embed(ctx.sam_slices.image, bf16=sam["bf16"],
+    embeddings, embed_s = timed(ctx.device, lambda: ctx.sam.embed(ctx.sam_slices.image, bf16=ctx.sam.precision.bf16,
                                                                    batch_size=batch))
     check(embeddings.device.type == "cpu" and tuple(embeddings.shape[1:]) == (256, 64, 64), "embed() output")
     check(ctx.sam.encoder_calls == len(keys), f"{ctx.sam.encoder_calls} encoder calls for {len(keys)} slices")
     ctx.cache = embeddings.numpy().astype(np.float16)
     return {"backend": ctx.sam.backend, "model_device": str(ctx.sam.device), "load_s": load_s, "slices": len(keys),
-            "tumor_slices": int(ctx.sam_slices.tumor.reshape(len(keys), -1).any(1).sum()), "bf16": sam["bf16"],
+            "tumor_slices": int(ctx.sam_slices.tumor.reshape(len(keys), -1).any(1).sum()), "bf16": ctx.sam.precision.bf16,
             "embed_batch": batch, "first_embed_s_per_slice": embed_s / len(keys)}
 
 
@@ -493,7 +493,7 @@ def section_adapt_train(ctx) -> dict:
     buffer = io.BytesIO()
     torch.save(result.state_dict, buffer)
     buffer.seek(0)
-    model = build_network(settings.features, in_channels=1 + len(settings.inputs), bf16=settings.bf16).to(ctx.device)
+    model = build_network(settings.features, in_channels=1 + len(settings.inputs), bf16=result.precision.bf16).to(ctx.device)
     model.load_state_dict(torch.load(buffer, map_location=ctx.device, weights_only=True))
     (pl3, _), val_seconds = timed(ctx.device, lambda: refine(model, val_data, adapt["threshold"]))
     reloaded = pooled_dice(pl3, val_data.target)

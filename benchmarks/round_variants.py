@@ -122,7 +122,7 @@ def main() -> None:
         labeled_list = lists[name]
         labeled, unlabeled = load_round_slices(labeled_list, images, split["unlabeled"])
         result = train(ssl["method"], labeled, unlabeled, val, TrainSettings.from_config(ssl), seed=seed, progress=False)
-        model = build_network(ssl["features"], bf16=ssl["bf16"])
+        model = build_network(ssl["features"], bf16=result.precision.bf16)
         model.load_state_dict(result.state_dict)
         summary = summarize(pd.DataFrame(score_volumes(model, test, ssl["threshold"])))
         pseudo = labeled_list[labeled_list["source"] == PSEUDO]

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from aslseg.malloc import keep_freed_memory
+from aslseg.precision import cpu_report
 from aslseg.sam.finetune import FinetuneSettings, finetune
 from aslseg.sam.model import load_sam
 
@@ -55,6 +56,7 @@ def main() -> None:
     if not args.glibc_defaults:
         keep_freed_memory()
     torch.set_num_threads(args.threads)
+    print(cpu_report())
     model = load_sam()
     images = slices(args.prepared, 8)
     size = images.shape[-1]

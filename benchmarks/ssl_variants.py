@@ -72,7 +72,7 @@ def main() -> None:
                 ssl = method_settings({**config["ssl"], **overrides, "method": method})
                 settings = TrainSettings.from_config(ssl)
                 result = train(method, labeled, unlabeled, val, settings, seed=seed, progress=False)
-                model = build_network(ssl["features"], bf16=ssl["bf16"])
+                model = build_network(ssl["features"], bf16=result.precision.bf16)
                 model.load_state_dict(result.state_dict)
                 metrics = summarize(score_volumes(model, test, ssl["threshold"]))
                 print(f"| {method} | {seed} | {name} | {result.seconds:.0f} | {result.best_iteration} | "

@@ -120,6 +120,10 @@ def test_stage1_trains_evaluates_and_summarizes_every_target(phantom_run):
     for run in summary["run"]:
         checkpoint = torch.load(results / f"ssl/{run}/seed-0/model.pt", weights_only=True)
         assert checkpoint["ssl"]["iterations"] == 4 and checkpoint["state_dict"]
+        # ssl.bf16 is "auto" (the name does not depend on the machine); the job logs and records its choice.
+        assert checkpoint["ssl"]["bf16"] == "auto" and isinstance(checkpoint["precision"]["bf16"], bool)
+        chosen = "bf16 autocast" if checkpoint["precision"]["bf16"] else "float32"
+        assert f"SS(.): {chosen} (auto" in (results / f"logs/ssl_train/ssl/{run}/seed-0.log").read_text()
         cases = pd.read_csv(results / f"ssl/{run}/seed-0/test_cases.csv")
         split = json.loads((results / "data/splits/labeled-0.1/seed-0.json").read_text())
         assert sorted(cases["case_id"]) == split["test"]

@@ -3,20 +3,16 @@
 import numpy as np
 import torch
 
-from aslseg.adapt.train import AdaptData, refine
+from aslseg.adapt.train import AdaptData, load_adaptation, refine
 from aslseg.gpus import default_device
 from aslseg.io import write_npz
 from aslseg.prepared import PreparedFiles
-from aslseg.ssl.network import build_network
 from aslseg.workflow import job_logging
 
 with job_logging(snakemake) as log:
     torch.set_num_threads(snakemake.threads)
-    device = default_device()
-    checkpoint = torch.load(snakemake.input.model, map_location=device, weights_only=True)
-    adapt = checkpoint["adapt"]
-    model = build_network(adapt["features"], in_channels=1 + len(adapt["inputs"]), bf16=adapt["bf16"]).to(device)
-    model.load_state_dict(checkpoint["state_dict"])
+    model, adapt, precision = load_adaptation(snakemake.input.model, default_device())
+    log.info(precision.describe("AN(.)"))
     files = PreparedFiles(snakemake.input.images)
     arrays = {}
     with np.load(snakemake.input.pl2) as pl2, np.load(snakemake.input.pl1) as pl1:

@@ -36,6 +36,7 @@ with job_logging(snakemake) as log:
     sam = snakemake.params.sam
     decoder = snakemake.input.decoder if "decoder" in snakemake.input.keys() else None
     model = load_configured_sam(sam, default_device(), decoder)
+    log.info(model.precision.describe("SAM's decoder"))
     split = json.loads(open(snakemake.input.split).read())
     files = PreparedFiles(snakemake.input.images, snakemake.input.labels)
     store = EmbeddingStore(snakemake.input.embeddings)

@@ -36,10 +36,12 @@ with job_logging(snakemake) as log:
         train, val = (examples(synthetic, part, files, settings.inputs) for part in ("train", "val"))
     log.info("%d training and %d val examples", len(train.image), len(val.image))
     result = train_adaptation(train, val, settings, seed=int(snakemake.wildcards.seed), device=default_device())
+    log.info(result.precision.describe("AN(.)"))
     log.info("val Dice: synthetic PL2 %.3f -> AN %.3f (iteration %d), %.0f s", result.val_dice_of_pl2,
              result.best_val_dice, result.best_iteration, result.seconds)
     with atomic_path(snakemake.output.model) as tmp:
-        torch.save({"state_dict": result.state_dict, "adapt": snakemake.params.adapt, "history": result.history}, tmp)
+        torch.save({"state_dict": result.state_dict, "adapt": snakemake.params.adapt, "history": result.history,
+                    "precision": result.precision.record()}, tmp)
     write_json(snakemake.output.report, {
         "val_dice_pl2": result.val_dice_of_pl2,
         "val_dice_an": result.best_val_dice,
@@ -47,4 +49,5 @@ with job_logging(snakemake) as log:
         "train_examples": len(train.image),
         "val_examples": len(val.image),
         "train_s": result.seconds,
+        "bf16": result.precision.bf16,
     })

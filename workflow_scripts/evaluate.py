@@ -15,6 +15,7 @@ from aslseg.workflow import job_logging
 with job_logging(snakemake) as log:
     torch.set_num_threads(snakemake.threads)
     model, checkpoint = load_model(snakemake.input.model, default_device())
+    log.info(checkpoint["inference_precision"].describe("SS(.)"))
     files = PreparedFiles(snakemake.input.images, snakemake.input.labels)
     volumes = [files.volume(case_id) for case_id in sorted(files.images)]
     table = pd.DataFrame(score_volumes(model, volumes, snakemake.params.threshold))

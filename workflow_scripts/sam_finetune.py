@@ -43,6 +43,7 @@ with job_logging(snakemake) as log:
     val_embeddings, val_masks = tumor_slices(store, files, split["val"])
     log.info("%d labeled and %d val slices with tumor", len(train_masks), len(val_masks))
     model = load_configured_sam(sam, default_device())
+    log.info(model.precision.describe("SAM's decoder"))
 
     def val_dice() -> dict:
         return {
@@ -59,7 +60,7 @@ with job_logging(snakemake) as log:
         log.info("val Dice with %s prompts: zero-shot %s, fine-tuned %s", prompt, zero_shot[prompt], fine_tuned[prompt])
     with atomic_path(snakemake.output.decoder) as tmp:
         torch.save({"decoder_state": result.decoder_state, "sam": sam, "history": result.history,
-                    "seconds": result.seconds}, tmp)
+                    "seconds": result.seconds, "precision": model.precision.record()}, tmp)
     write_json(snakemake.output.report, {
         "zero_shot": zero_shot,
         "fine_tuned": fine_tuned,

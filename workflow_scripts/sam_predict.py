@@ -19,6 +19,7 @@ with job_logging(snakemake) as log:
     sam = snakemake.params.sam
     decoder = snakemake.input.decoder if "decoder" in snakemake.input.keys() else None
     model = load_configured_sam(sam, default_device(), decoder)
+    log.info(model.precision.describe("SAM's decoder"))
     if decoder is None:
         log.info("SAM zero-shot (sam.finetune.enabled is false)")
     artifact = json.loads(open(snakemake.input.prompts).read())

@@ -13,6 +13,7 @@ from aslseg.workflow import job_logging
 with job_logging(snakemake) as log:
     torch.set_num_threads(snakemake.threads)
     model, checkpoint = load_model(snakemake.input.model, default_device())
+    log.info(checkpoint["inference_precision"].describe("SS(.)"))
     threshold = snakemake.params.threshold
     files = PreparedFiles(snakemake.input.images)
     arrays = {}

@@ -42,6 +42,8 @@ with job_logging(snakemake) as log:
     # Every round of a run trains from the run's seed: rounds differ by their labeled list alone.
     result = train(ssl["method"], labeled, unlabeled, val, TrainSettings.from_config(ssl),
                    seed=int(snakemake.params.seed), device=device)
+    log.info(result.precision.describe("SS(.)"))
     log.info("best val Dice %.3f at iteration %d, %.0f s", result.best_val_dice, result.best_iteration, result.seconds)
-    save_checkpoint(snakemake.output.model, result.state_dict, ssl, history=result.history,
+    save_checkpoint(snakemake.output.model, result.state_dict, ssl, precision=result.precision.record(),
+                    history=result.history,
                     best_iteration=result.best_iteration, best_val_dice=result.best_val_dice, seconds=result.seconds)

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from monai.losses import DiceCELoss
-from tqdm import tqdm
 
+from aslseg.precision import Precision, resolve_bf16
+from aslseg.progress import Progress
 from aslseg.ssl.augment import Augmenter
 from aslseg.ssl.network import build_network, predict_probabilities
 from aslseg.ssl.sampling import ForegroundBatchSampler
@@ -38,7 +39,7 @@ class AdaptSettings:
     rotate_deg: float
     scale: float
     intensity: float
-    bf16: bool  # forward passes under bfloat16 autocast, as SS(.)'s
+    bf16: bool | str  # bfloat16 autocast: True, False or "auto" until `on_device` resolves it, as SS(.)'s
 
     def __post_init__(self):
         inputs = list(self.inputs)
@@ -53,6 +54,11 @@ class AdaptSettings:
         if missing:
             raise KeyError(f"adapt settings missing: {missing}")
         return cls(**{key: tuple(section[key]) if key in ("inputs", "features") else section[key] for key in names})
+
+    def on_device(self, device) -> tuple["AdaptSettings", Precision]:
+        """These settings with `bf16` resolved for `device`, and the precision chosen (with its reason)."""
+        precision = resolve_bf16(self.bf16, device)
+        return dataclasses.replace(self, bf16=precision.bf16), precision
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,7 @@ class AdaptResult:
     val_dice_of_pl2: float  # pooled Dice of the PL2 it starts from, on the same examples
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    precision: Precision | None = None  # what AN ran in (settings.bf16 resolved for the device)
 
 
 def pooled_dice(prediction: np.ndarray, target: np.ndarray) -> float:
@@ -103,6 +110,7 @@ def train_adaptation(
         raise ValueError("AN trains and validates against ground truth; a target is missing")
     if train.prior.shape[1] != len(settings.inputs):
         raise ValueError(f"{train.prior.shape[1]} prior channels for adapt.inputs {list(settings.inputs)}")
+    settings, precision = settings.on_device(device)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = build_network(settings.features, in_channels=1 + len(settings.inputs), bf16=settings.bf16).to(device)
@@ -112,10 +120,10 @@ def train_adaptation(
     has_tumor = train.target.reshape(len(train.target), -1).any(axis=1)
     sampler = ForegroundBatchSampler(has_tumor, settings.batch_size, settings.foreground_fraction, rng)
     augment = Augmenter(settings.rotate_deg, settings.scale, settings.intensity, False, seed, device)
-    best = AdaptResult(_copy(model), 0, -1.0, pooled_dice(val.prior[:, 0] > 0.5, val.target))
+    best = AdaptResult(_copy(model), 0, -1.0, pooled_dice(val.prior[:, 0] > 0.5, val.target), precision=precision)
     start = time.perf_counter()
-    bar = tqdm(range(1, settings.iterations + 1), disable=not progress, desc="adapt_train", mininterval=5)
-    for iteration in bar:
+    bar = Progress(settings.iterations, "adapt_train", "iterations", enabled=progress)
+    for iteration in range(1, settings.iterations + 1):
         index = sampler()
         inputs, labels = augment(train.image[index], train.target[index], train.prior[index])
         loss = loss_function(model(inputs), labels)
@@ -123,11 +131,24 @@ def train_adaptation(
         loss.backward()
         optimizer.step()
         schedule.step()
+        bar.advance()
         if iteration % settings.val_every == 0 or iteration == settings.iterations:
             dice = pooled_dice(refine(model, val)[0], val.target)
             best.history.append({"iteration": iteration, "loss": loss.item(), "val_dice": dice})
-            bar.set_postfix(loss=f"{loss.item():.3f}", val_dice=f"{dice:.3f}")
+            bar.note = f"loss {loss.item():.3f}, val Dice {dice:.3f}"
             if dice > best.best_val_dice:
                 best.state_dict, best.best_iteration, best.best_val_dice = _copy(model), iteration, dice
     best.seconds = time.perf_counter() - start
     return best
+
+
+def load_adaptation(path: str, device: str = "cpu") -> tuple[torch.nn.Module, dict, Precision]:
+    """AN saved by rule adapt_train, its config `adapt` section, and the precision it runs in on `device`
+    (its adapt.bf16 setting resolved there: "auto" picks anew on the machine that refines)."""
+    checkpoint = torch.load(path, map_location=device, weights_only=True)
+    adapt = checkpoint["adapt"]
+    precision = resolve_bf16(adapt["bf16"], device)
+    model = build_network(adapt["features"], in_channels=1 + len(adapt["inputs"]), bf16=precision.bf16).to(device)
+    model.load_state_dict(checkpoint["state_dict"])
+    model.eval()
+    return model, adapt, precision

@@ -28,11 +28,12 @@ def embedded_positions(liver: np.ndarray) -> np.ndarray:
 
 
 def write_shard(
-    array_path: str | Path, index_path: str | Path, rows: list[tuple[int, int]], batches: Iterable[np.ndarray]
+    array_path: str | Path, index_path: str | Path, rows: list[tuple[int, int]], batches: Iterable[np.ndarray],
+    **info,
 ) -> None:
     """Write one shard atomically, streaming `batches` (consecutive rows' embeddings) into a memory-mapped
-    file so a shard never has to fit in memory; the index is written last (a shard whose index exists is
-    complete)."""
+    file so a shard never has to fit in memory; the index (the rows, and `info` such as the precision the
+    encoder ran in) is written last (a shard whose index exists is complete)."""
     with atomic_path(array_path) as tmp:
         array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(len(rows), *EMBEDDING_SHAPE))
         filled = 0
@@ -43,7 +44,7 @@ def write_shard(
             raise ValueError(f"{array_path}: {filled} embeddings for {len(rows)} index rows")
         array.flush()
         del array
-    write_json(index_path, {"rows": [[int(case), int(position)] for case, position in rows]})
+    write_json(index_path, {"rows": [[int(case), int(position)] for case, position in rows], **info})
 
 
 class EmbeddingStore:

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from monai.losses import DiceCELoss
-from tqdm import tqdm
 
+from aslseg.progress import Progress
 from aslseg.sam.model import SamModel
 from aslseg.sam.prompts import PROMPT_TYPES, box_of, components, interior_point, interior_points, make_prompt
 
@@ -167,8 +167,8 @@ def finetune(
     queue: list[int] = []
     history = []
     start = time.perf_counter()
-    bar = tqdm(range(1, settings.iterations + 1), disable=not progress, desc="sam_finetune", mininterval=5)
-    for iteration in bar:
+    bar = Progress(settings.iterations, "sam_finetune", "iterations", enabled=progress)
+    for iteration in range(1, settings.iterations + 1):
         while len(queue) < settings.batch_size:
             queue.extend(rng.permutation(len(examples)).tolist())
         picked, queue = queue[: settings.batch_size], queue[settings.batch_size :]
@@ -203,7 +203,8 @@ def finetune(
         history.append(
             {"iteration": iteration, "loss": loss.item(), "seg_loss": seg.item(), "iou_loss": iou_loss.item()}
         )
-        bar.set_postfix(loss=f"{loss.item():.3f}")
+        bar.note = f"loss {loss.item():.3f}"
+        bar.advance()
     return FinetuneResult(model.decoder_state_dict(), history, time.perf_counter() - start)
 
 

@@ -24,6 +24,8 @@ import torch.nn.functional as F
 from segment_anything import sam_model_registry
 from segment_anything.modeling import MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
 
+from aslseg.precision import Precision, resolve_bf16
+
 BACKENDS = ("litemedsam", "segment_anything")
 SAM_TYPES = ("vit_b", "vit_l", "vit_h")
 INPUT_SIZE = {"litemedsam": 256, "segment_anything": 1024}
@@ -225,8 +227,9 @@ class SamModel:
         # more per prompt than 4 at a time (LiteMedSAM, 1 thread). A GPU takes them all at once.
         self.decode_chunk: int | None = None if self.device.type == "cuda" else 4
         # Prompt encoder and mask decoder under bfloat16 autocast (float32 weights, logits and IoU out): ~1.4x
-        # faster decoding and fine-tuning on a CPU with bf16 support. load_configured_sam sets it from sam.bf16.
+        # faster decoding and fine-tuning on a CPU with native bf16. load_configured_sam sets it from sam.bf16.
         self.decoder_bf16 = False
+        self.precision: Precision | None = None  # sam.bf16 resolved for the device, by load_configured_sam
 
     @property
     def device(self) -> torch.device:
@@ -380,10 +383,12 @@ def _one_prompt_per_image(
 
 def load_configured_sam(sam: dict, device: str | torch.device, decoder: str | Path | None = None) -> SamModel:
     """The SAM that config section `sam` names, with the fine-tuned decoder saved by rule sam_finetune when
-    `decoder` is given (zero-shot otherwise); sam.bf16 sets the decoder's precision (embed takes its own)."""
+    `decoder` is given (zero-shot otherwise). sam.bf16, resolved for the device (`model.precision`), sets the
+    decoder's precision; embed takes its own, which sam_embed sets from the same."""
     model = load_sam(sam["backend"], sam["model_type"], sam["checkpoint"], device=device,
                      input_norm=sam.get("input_norm", "auto"))
-    model.decoder_bf16 = sam["bf16"]
+    model.precision = resolve_bf16(sam["bf16"], model.device)
+    model.decoder_bf16 = model.precision.bf16
     if decoder is not None:
         model.load_decoder_state(torch.load(decoder, map_location="cpu", weights_only=True)["decoder_state"])
     return model

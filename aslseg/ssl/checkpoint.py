@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from aslseg.io import atomic_path
+from aslseg.precision import resolve_bf16
 from aslseg.ssl.network import build_network
 
 
@@ -17,11 +18,14 @@ def save_checkpoint(path: str | Path, state_dict: dict, ssl_config: dict, **info
 
 
 def load_model(path: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, dict]:
-    """The model, in the precision it was trained in, and the checkpoint (its `ssl` settings complete:
-    checkpoints from before ssl.bf16 existed trained in float32)."""
+    """The model and the checkpoint (its `ssl` settings complete: checkpoints from before ssl.bf16 existed
+    trained in float32). The model predicts in its ssl.bf16 setting resolved for `device` ("auto" picks anew
+    on the machine that predicts), which `checkpoint["inference_precision"]` tells; `checkpoint["precision"]`
+    is what it was trained in."""
     checkpoint = torch.load(path, map_location=device, weights_only=True)
     checkpoint["ssl"] = {"bf16": False, **checkpoint["ssl"]}
-    model = build_network(checkpoint["ssl"]["features"], bf16=checkpoint["ssl"]["bf16"]).to(device)
+    checkpoint["inference_precision"] = resolve_bf16(checkpoint["ssl"]["bf16"], device)
+    model = build_network(checkpoint["ssl"]["features"], bf16=checkpoint["inference_precision"].bf16).to(device)
     model.load_state_dict(checkpoint["state_dict"])
     model.eval()
     return model, checkpoint

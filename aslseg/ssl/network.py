@@ -15,6 +15,8 @@ class SegmentationUNet(BasicUNet):
 
     def __init__(self, features: tuple[int, ...], in_channels: int, bf16: bool):
         super().__init__(spatial_dims=2, in_channels=in_channels, out_channels=2, features=features)
+        if not isinstance(bf16, bool):  # "auto" is resolved before a network is built (aslseg/precision.py)
+            raise TypeError(f"bf16 must be True or False here; got {bf16!r}")
         self.bf16 = bf16
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from aslseg.precision import Precision, resolve_bf16
+
 # Settings only some methods read; every other training setting is read by all of them.
 _TEACHER = ("consistency", "rampup", "ema_decay", "teacher_noise", "unlabeled_batch_size")
 METHOD_SETTINGS: dict[str, tuple[str, ...]] = {
@@ -40,7 +42,7 @@ class TrainSettings:
     scale: float
     intensity: float
     flip: bool
-    bf16: bool  # forward passes under bfloat16 autocast (aslseg.ssl.network.SegmentationUNet)
+    bf16: bool | str  # bfloat16 autocast: True, False or "auto" until `on_device` resolves it (aslseg/precision.py)
     unlabeled_batch_size: int | None = None  # unlabeled slices per step (MT, UA-MT, CPS)
     consistency: float | None = None  # weight of the unlabeled loss after ramp-up (MT, UA-MT, CPS)
     rampup: float | None = None  # share of training over which that weight ramps up
@@ -63,6 +65,11 @@ class TrainSettings:
         if unknown:
             raise KeyError(f"ssl settings unknown to the training loop: {sorted(unknown)}")
         return cls(**{key: tuple(value) if key == "features" else value for key, value in ssl.items() if key in names})
+
+    def on_device(self, device) -> tuple["TrainSettings", Precision]:
+        """These settings with `bf16` resolved for `device`, and the precision chosen (with its reason)."""
+        precision = resolve_bf16(self.bf16, device)
+        return dataclasses.replace(self, bf16=precision.bf16), precision
 
 
 def method_settings(ssl: dict) -> dict:

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
+from aslseg.precision import Precision
+from aslseg.progress import Progress
 from aslseg.ssl.augment import Augmenter
 from aslseg.ssl.methods import METHODS, Batch
 from aslseg.ssl.evaluation import Volume, mean_dice_with_tumor
@@ -27,6 +28,7 @@ class TrainResult:
     best_val_dice: float
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    precision: Precision | None = None  # what the network ran in (settings.bf16 resolved for the device)
 
 
 def train(
@@ -40,6 +42,7 @@ def train(
     device: str = "cpu",
 ) -> TrainResult:
     """Train SS(.) with `method` on labeled slices (and unlabeled ones, for SSL methods)."""
+    settings, precision = settings.on_device(device)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     trainer = METHODS[method](settings, device)
@@ -50,10 +53,10 @@ def train(
     sampler = ForegroundBatchSampler(labeled.has_tumor(), settings.batch_size, settings.foreground_fraction, rng)
     augment = Augmenter(settings.rotate_deg, settings.scale, settings.intensity, settings.flip, seed, device)
 
-    best = TrainResult(_cpu_copy(trainer.model()), 0, -1.0)
+    best = TrainResult(_cpu_copy(trainer.model()), 0, -1.0, precision=precision)
     start = time.perf_counter()
-    bar = tqdm(range(1, settings.iterations + 1), disable=not progress, desc=f"ssl_train {method}", mininterval=5)
-    for iteration in bar:
+    bar = Progress(settings.iterations, f"ssl_train {method}", "iterations", enabled=progress)
+    for iteration in range(1, settings.iterations + 1):
         index = sampler()
         labeled_batch = Batch(*augment(labeled.image[index], labeled.tumor[index]))
         unlabeled_batch = None
@@ -66,10 +69,11 @@ def train(
         optimizer.step()
         schedule.step()
         trainer.after_step(iteration)
+        bar.advance()
         if iteration % settings.val_every == 0 or iteration == settings.iterations:
             dice = mean_dice_with_tumor(trainer.model(), val_volumes)
             best.history.append({"iteration": iteration, "loss": loss.item(), **parts, "val_dice": dice})
-            bar.set_postfix(loss=f"{loss.item():.3f}", val_dice=f"{dice:.3f}")
+            bar.note = f"loss {loss.item():.3f}, val Dice {dice:.3f}"
             if dice > best.best_val_dice:
                 best.state_dict = _cpu_copy(trainer.model())
                 best.best_iteration, best.best_val_dice = iteration, dice
