@@ -52,12 +52,3 @@ def write_nifti(path: str | Path, array: np.ndarray, affine: np.ndarray) -> None
     image.header.set_xyzt_units("mm", "sec")
     with atomic_path(path) as tmp:
         nib.save(image, tmp)
-
-
-def read_case_arrays(paths: list[str | Path], prefix: str) -> dict[int, np.ndarray]:
-    """{case: array} from shard npz files whose arrays are named `<prefix><case>` (e.g. mask_12)."""
-    arrays = {}
-    for path in paths:
-        with np.load(path) as shard:
-            arrays.update({int(key[len(prefix):]): shard[key] for key in shard.files if key.startswith(prefix)})
-    return arrays

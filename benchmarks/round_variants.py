@@ -31,6 +31,7 @@ import torch
 
 from aslseg.metrics import summarize
 from aslseg.prepared import PreparedFiles
+from aslseg.pseudo_labels import shard_cases
 from aslseg.select.expand import PSEUDO, check_list
 from aslseg.ssl.checkpoint import load_model
 from aslseg.ssl.evaluation import score_volumes
@@ -49,11 +50,7 @@ def final_label_files(select_dir: Path) -> dict[int, str]:
     for folder in (adapt_dir / "pl3", sam_dir / "pl2", sam_dir.parent / "pl1"):
         shards = sorted(folder.glob("*.npz"))
         if shards:
-            files = {}
-            for shard in shards:
-                with np.load(shard) as arrays:
-                    files.update({int(key[5:]): str(shard.resolve()) for key in arrays.files if key.startswith("mask_")})
-            return files
+            return {case: str(shard.resolve()) for shard in shards for case in shard_cases(shard)}
     raise FileNotFoundError(f"no pseudo-label shards beside {select_dir}")
 
 

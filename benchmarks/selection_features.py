@@ -19,12 +19,12 @@ from scipy import ndimage
 from scipy.stats import spearmanr
 
 from aslseg.metrics import CORRECT_SLICE_DICE, slice_dice
-from aslseg.io import read_case_arrays
+from aslseg.pseudo_labels import read_masks, read_probabilities
 
 
 def stage_arrays(folder: Path) -> tuple[dict, dict]:
     shards = sorted(folder.glob("*.npz"))
-    return read_case_arrays(shards, "mask_"), read_case_arrays(shards, "probability_")
+    return read_masks(shards), read_probabilities(shards)
 
 
 def slice_features(select_dir: Path, labels_dir: Path) -> pd.DataFrame:

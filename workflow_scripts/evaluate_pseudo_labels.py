@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 
 from aslseg.diagnostics import pseudo_label_quality, selection_precision
-from aslseg.io import read_case_arrays, write_json
+from aslseg.io import write_json
 from aslseg.prepared import PreparedFiles
+from aslseg.pseudo_labels import read_masks
 from aslseg.workflow import job_logging
 
 
@@ -15,7 +16,7 @@ with job_logging(snakemake) as log:
     files = PreparedFiles(snakemake.input.images, snakemake.input.labels)
     volumes = {case: files.volume(case) for case in sorted(files.images)}
     truth = {case: volume.tumor for case, volume in volumes.items()}
-    labels = {name: read_case_arrays(getattr(snakemake.input, name), "mask_") for name in ("pl1", "pl2", "pl3")}
+    labels = {name: read_masks(getattr(snakemake.input, name)) for name in ("pl1", "pl2", "pl3")}
     scores = pd.read_csv(snakemake.input.scores)  # the round's unlabeled slices (earlier rounds' picks are labeled)
     scored = {case: np.zeros(len(t), dtype=bool) for case, t in truth.items()}
     accepted = {case: np.zeros(len(t), dtype=bool) for case, t in truth.items()}

@@ -8,6 +8,7 @@ import pandas as pd
 
 from aslseg.io import atomic_path
 from aslseg.prepared import case_id_of
+from aslseg.pseudo_labels import shard_cases
 from aslseg.select.expand import expand, initial_list, summarize_list
 from aslseg.workflow import job_logging
 
@@ -22,10 +23,7 @@ with job_logging(snakemake) as log:
                 slices[case_id_of(path)] = len(image["image"])
         label_files = {int(case): path for case, path in snakemake.params.label_files.items()}
         previous = initial_list(slices, label_files)
-    pl3_file = {}
-    for path in snakemake.input.pl3:
-        with np.load(path) as shard:
-            pl3_file.update({int(key[len("mask_"):]): str(path) for key in shard.files if key.startswith("mask_")})
+    pl3_file = {case: str(path) for path in snakemake.input.pl3 for case in shard_cases(path)}
     scores = pd.read_csv(snakemake.input.scores)
     expanded = expand(previous, scores, round_index=int(snakemake.params.round), pl3_file_of_case=pl3_file,
                       forbidden_cases=set(split["test"]) | set(split["val"]))

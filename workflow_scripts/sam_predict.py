@@ -6,7 +6,8 @@ import pandas as pd
 import torch
 
 from aslseg.gpus import default_device
-from aslseg.io import atomic_path, write_npz
+from aslseg.io import atomic_path
+from aslseg.pseudo_labels import write_shard
 from aslseg.sam.embeddings import EmbeddingStore
 from aslseg.sam.model import load_configured_sam
 from aslseg.sam.predict import pseudo_label_2
@@ -25,8 +26,7 @@ with job_logging(snakemake) as log:
     artifact = json.loads(open(snakemake.input.prompts).read())
     masks, probability, rows = pseudo_label_2(model, EmbeddingStore(snakemake.input.embeddings), artifact,
                                               sam["threshold"])
-    write_npz(snakemake.output.masks, **{f"mask_{case}": mask for case, mask in masks.items()},
-              **{f"probability_{case}": p for case, p in probability.items()})
+    write_shard(snakemake.output.masks, masks, probability)
     with atomic_path(snakemake.output.components) as tmp:
         pd.DataFrame(rows, columns=COLUMNS).to_csv(tmp, index=False, float_format="%.4g")
     log.info("%d prompts decoded for %d cases", len(rows), len(masks))

@@ -1,23 +1,20 @@
 """Rule sam_prompts: one prompt per connected component of Pseudo Label 1, per slice, for one shard."""
 
-import numpy as np
-
 from aslseg.io import write_json
+from aslseg.pseudo_labels import read_masks
 from aslseg.sam.prompts import slice_prompts
 from aslseg.workflow import job_logging
 
 with job_logging(snakemake) as log:
     settings = snakemake.params.prompt
     cases, slices = {}, []
-    with np.load(snakemake.input.pl1) as pl1:
-        for key in sorted((k for k in pl1.files if k.startswith("mask_")), key=lambda k: int(k.split("_")[1])):
-            case, mask = int(key.split("_")[1]), pl1[key]
-            cases[case] = list(mask.shape)
-            for position, slice_mask in enumerate(mask):
-                prompts = slice_prompts(slice_mask, settings["prompt"], settings["box_margin"],
-                                        settings["min_component_pixels"], settings["multipoint_n"])
-                if prompts:
-                    slices.append({"case": case, "position": position, "prompts": prompts})
+    for case, mask in sorted(read_masks([snakemake.input.pl1]).items()):
+        cases[case] = list(mask.shape)
+        for position, slice_mask in enumerate(mask):
+            prompts = slice_prompts(slice_mask, settings["prompt"], settings["box_margin"],
+                                    settings["min_component_pixels"], settings["multipoint_n"])
+            if prompts:
+                slices.append({"case": case, "position": position, "prompts": prompts})
     n_prompts = sum(len(entry["prompts"]) for entry in slices)
     write_json(snakemake.output[0], {"settings": settings, "cases": cases, "n_prompts": n_prompts, "slices": slices})
     log.info("%d prompts on %d of %d slices", n_prompts, len(slices), sum(shape[0] for shape in cases.values()))

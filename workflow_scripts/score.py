@@ -5,9 +5,10 @@ calibrated: found on the val volumes' slices, scored the same way and judged aga
 import numpy as np
 import pandas as pd
 
-from aslseg.io import atomic_path, read_case_arrays, write_json
+from aslseg.io import atomic_path, write_json
 from aslseg.metrics import CORRECT_SLICE_DICE, slice_dice
 from aslseg.prepared import case_id_of
+from aslseg.pseudo_labels import read_masks, read_probabilities
 from aslseg.select.reliability import SelectSettings, calibrate_threshold, score_slices, select
 from aslseg.workflow import job_logging
 
@@ -25,8 +26,8 @@ def slice_confidence(probability: np.ndarray, pl1: np.ndarray, pl3: np.ndarray) 
 def score_shards(pl1_files: list[str], pl3_files: list[str], component_files: list[str] | None,
                  settings: SelectSettings) -> tuple[pd.DataFrame, dict[int, np.ndarray]]:
     """Scores of every slice of some shards' cases, and their final labels (PL3, or what stands for it)."""
-    pl1, pl3 = read_case_arrays(pl1_files, "mask_"), read_case_arrays(pl3_files, "mask_")
-    probability = read_case_arrays(pl3_files, "probability_")  # of the final label: AN, SAM or SS
+    pl1, pl3 = read_masks(pl1_files), read_masks(pl3_files)
+    probability = read_probabilities(pl3_files)  # of the final label: AN, SAM or SS
     sam_iou = None
     if component_files is not None:
         components = pd.concat([pd.read_csv(path) for path in component_files])

@@ -4,8 +4,8 @@ import numpy as np
 import torch
 
 from aslseg.gpus import default_device
-from aslseg.io import write_npz
 from aslseg.prepared import PreparedFiles
+from aslseg.pseudo_labels import write_shard
 from aslseg.ssl.checkpoint import load_model
 from aslseg.ssl.network import predict_probabilities
 from aslseg.workflow import job_logging
@@ -16,11 +16,11 @@ with job_logging(snakemake) as log:
     log.info(checkpoint["inference_precision"].describe("SS(.)"))
     threshold = snakemake.params.threshold
     files = PreparedFiles(snakemake.input.images)
-    arrays = {}
+    masks, probabilities = {}, {}
     for case_id in sorted(files.images):
         with np.load(files.image(case_id)) as image:
             probability = predict_probabilities(model, image["image"].astype(np.float32), region=image["liver"])
-        arrays[f"probability_{case_id}"] = probability.astype(np.float16)
-        arrays[f"mask_{case_id}"] = (probability > threshold).astype(np.uint8)
-        log.info("case %d: %d slices, %d tumor pixels", case_id, len(probability), arrays[f"mask_{case_id}"].sum())
-    write_npz(snakemake.output[0], **arrays)
+        probabilities[case_id] = probability
+        masks[case_id] = (probability > threshold).astype(np.uint8)
+        log.info("case %d: %d slices, %d tumor pixels", case_id, len(probability), masks[case_id].sum())
+    write_shard(snakemake.output[0], masks, probabilities)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from aslseg.io import read_case_arrays
+from aslseg.pseudo_labels import read_masks
 from aslseg.prepared import case_id_of
 from aslseg.select.expand import GROUND_TRUTH, PSEUDO, check_list
 
@@ -95,7 +95,7 @@ def load_round_slices(
         cases = [int(c) for c in truth_files.index]
         parts.append(load_slices([images[c] for c in cases], [truth_files[c] for c in cases]))
     pseudo = labeled_list[labeled_list["source"] == PSEUDO]
-    masks = read_case_arrays(sorted(set(pseudo["label_file"])), "mask_")
+    masks = read_masks(sorted(set(pseudo["label_file"])))
     unlabeled_parts = []
     for case in sorted(set(unlabeled_cases) | set(pseudo["case"].astype(int))):
         slices = load_slices([images[case]])
