@@ -8,7 +8,7 @@ rule adapt_synthesize:
     slices (AN's training set) and the val volumes' slices (its validation set)."""
     input:
         unpack(synthesis_inputs),
-        code=package_code("adapt/corruptions.py", "adapt/synthesis.py", "sam", "prepared.py", "io.py"),
+        code=script_code("adapt_synthesize.py"),
     output:
         synthetic=f"{RESULTS}/adapt/synthetic/{{synth}}/labeled-{{labeled}}/seed-{{seed}}/synthetic.npz",
         summary=f"{RESULTS}/adapt/synthetic/{{synth}}/labeled-{{labeled}}/seed-{{seed}}/synthetic.json",
@@ -34,7 +34,7 @@ rule adapt_train:
     synthetic PL2 it starts from."""
     input:
         unpack(adapt_train_inputs),
-        code=package_code("adapt", "ssl", "prepared.py", "io.py"),
+        code=script_code("adapt_train.py"),
     output:
         model=f"{RESULTS}/adapt/model/{{adapt}}/labeled-{{labeled}}/seed-{{seed}}/model.pt",
         report=f"{RESULTS}/adapt/model/{{adapt}}/labeled-{{labeled}}/seed-{{seed}}/report.json",
@@ -60,7 +60,7 @@ rule adapt_refine:
         pl2=f"{RESULTS}/{{model}}/sam-{{samrun}}/pl2/shard-{{shard}}.npz",
         pl1=f"{RESULTS}/{{model}}/pl1/shard-{{shard}}.npz",
         images=shard_images,
-        code=package_code("adapt", "ssl", "prepared.py", "io.py"),
+        code=script_code("adapt_refine.py"),
     output:
         f"{RESULTS}/{{model}}/sam-{{samrun}}/adapt-{{adaptrun}}/pl3/shard-{{shard}}.npz",
     log:

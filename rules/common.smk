@@ -3,6 +3,7 @@ import json
 from pathlib import Path
 
 from aslseg.data.lits import discover_cases
+from aslseg.code_deps import package_modules
 from aslseg.config import ConfigError
 from aslseg.experiments import experiment_config, settings_key
 from aslseg.ssl.settings import method_settings
@@ -30,14 +31,10 @@ def prepared_label(case):
     return f"{RESULTS}/data/prepared/labels/case-{case}.npz"
 
 
-def package_code(*modules):
-    """Package modules (files, or folders meaning every module in them) a job runs, as inputs: editing them
-    must rerun the job (a script: directive only tracks the script itself)."""
-    paths = []
-    for module in modules:
-        path = Path(workflow.basedir) / "aslseg" / module
-        paths.extend(sorted(str(p) for p in path.rglob("*.py")) if path.is_dir() else [str(path)])
-    return paths
+def script_code(script):
+    """The package modules that workflow_scripts/<script> runs, read from its imports (aslseg/code_deps.py), as
+    inputs: editing one reruns exactly the jobs that import it (a script: directive tracks the script only)."""
+    return package_modules(Path(workflow.basedir) / "workflow_scripts" / script, Path(workflow.basedir) / "aslseg")
 
 
 if DATA["source"] == "phantom":

@@ -4,7 +4,7 @@
 rule phantom:
     """One synthetic CT case in LiTS format (volume-N.nii.gz, segmentation-N.nii.gz)."""
     input:
-        code=package_code("data/phantom.py", "io.py"),
+        code=script_code("phantom.py"),
     output:
         volume=f"{RESULTS}/data/phantom/volume-{{case}}.nii.gz",
         segmentation=f"{RESULTS}/data/phantom/segmentation-{{case}}.nii.gz",
@@ -28,7 +28,7 @@ rule prepare:
     in separate files so that only labeled volumes' labels reach training."""
     input:
         unpack(raw_case_files),
-        code=package_code("data/lits.py", "data/prepare.py", "io.py"),
+        code=script_code("prepare.py"),
     output:
         image=f"{RESULTS}/data/prepared/images/case-{{case}}.npz",
         label=f"{RESULTS}/data/prepared/labels/case-{{case}}.npz",
@@ -58,7 +58,7 @@ checkpoint split:
     which volumes' labels a training job may read is only known once it exists."""
     input:
         stats=expand(f"{RESULTS}/data/prepared/stats/case-{{case}}.json", case=CASE_IDS),
-        code=package_code("data/split.py"),
+        code=script_code("split.py"),
     output:
         split_path("{labeled}", "{seed}"),
     params:
@@ -78,7 +78,7 @@ checkpoint holdout:
     train and val volumes once for all of them). A checkpoint: the volumes are known once it exists."""
     input:
         stats=expand(f"{RESULTS}/data/prepared/stats/case-{{case}}.json", case=CASE_IDS),
-        code=package_code("data/split.py"),
+        code=script_code("holdout.py"),
     output:
         f"{RESULTS}/data/splits/holdout.json",
     params:

@@ -52,7 +52,7 @@ rule paper_tables:
         runs=f"{PAPER_DIR}/runs.csv",
         splits=[paper_split(name, FIRST_SEED) for name in PAPER_EXPERIMENTS],
         cases=[path for _, _, path in PAPER_CASES],
-        code=package_code("paper/tables.py"),
+        code=script_code("paper_tables.py"),
     output:
         methods_csv=f"{PAPER_DIR}/table1_methods.csv",
         methods=report(f"{PAPER_DIR}/table1_methods.md", caption="../docs/report/table1_methods.rst", category="Paper"),
@@ -79,7 +79,7 @@ rule paper_figure_comparison:
     span small to large lesions, as in the paper's Figure 3."""
     input:
         unpack(comparison_inputs),
-        code=package_code("paper/figures.py", "ssl", "prepared.py"),
+        code=script_code("paper_figure_comparison.py"),
     output:
         report(f"{PAPER_DIR}/figure_comparison.png", caption="../docs/report/figure_comparison.rst", category="Paper"),
     params:
@@ -102,7 +102,7 @@ rule paper_figure_rounds:
     input:
         runs=f"{PAPER_DIR}/runs.csv",
         pseudo_labels=f"{PAPER_DIR}/pseudo_labels.csv",
-        code=package_code("paper/figures.py"),
+        code=script_code("paper_figure_rounds.py"),
     output:
         report(f"{PAPER_DIR}/figure_rounds.png", caption="../docs/report/figure_rounds.rst", category="Paper"),
     params:

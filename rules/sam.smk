@@ -12,7 +12,7 @@ rule sam_embed:
         unpack(sam_weights),
         holdout=f"{RESULTS}/data/splits/holdout.json",
         images=lambda wildcards: [prepared_image(case) for case in embed_shard_cases(wildcards)],
-        code=package_code("sam/model.py", "sam/embeddings.py", "prepared.py", "io.py"),
+        code=script_code("sam_embed.py"),
     output:
         embeddings=f"{RESULTS}/sam/embeddings/{{embed}}/shard-{{shard}}.npy",
         index=f"{RESULTS}/sam/embeddings/{{embed}}/shard-{{shard}}.json",
@@ -36,7 +36,7 @@ rule sam_finetune:
     cached embeddings; report zero-shot vs fine-tuned Dice on the val volumes with ground-truth prompts."""
     input:
         unpack(sam_finetune_inputs),
-        code=package_code("sam", "prepared.py", "io.py"),
+        code=script_code("sam_finetune.py"),
     output:
         decoder=f"{RESULTS}/sam/finetune/{{tune}}/labeled-{{labeled}}/seed-{{seed}}/decoder.pt",
         report=f"{RESULTS}/sam/finetune/{{tune}}/labeled-{{labeled}}/seed-{{seed}}/val_prompt_dice.json",
@@ -60,7 +60,7 @@ rule sam_prompts:
     component: area, box, points)."""
     input:
         pl1=f"{RESULTS}/{{model}}/pl1/shard-{{shard}}.npz",
-        code=package_code("sam/prompts.py", "io.py"),
+        code=script_code("sam_prompts.py"),
     output:
         f"{RESULTS}/{{model}}/sam-{{samrun}}/prompts/shard-{{shard}}.json",
     params:
@@ -83,7 +83,7 @@ rule sam_predict:
         unpack(sam_decoder),
         unpack(lambda wildcards: embedding_files(SAM_RUNS[wildcards.samrun])),
         prompts=f"{RESULTS}/{{model}}/sam-{{samrun}}/prompts/shard-{{shard}}.json",
-        code=package_code("sam", "io.py"),
+        code=script_code("sam_predict.py"),
     output:
         masks=f"{RESULTS}/{{model}}/sam-{{samrun}}/pl2/shard-{{shard}}.npz",
         components=f"{RESULTS}/{{model}}/sam-{{samrun}}/pl2/shard-{{shard}}.csv",

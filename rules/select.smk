@@ -12,7 +12,7 @@ rule score:
     volumes' slices, scored the same way, with its precision curve)."""
     input:
         unpack(selection_inputs),
-        code=package_code("select", "metrics.py", "prepared.py", "io.py"),
+        code=script_code("score.py"),
     output:
         scores=f"{SELECTION}/scores.csv",
         calibration=f"{SELECTION}/calibration.json",
@@ -38,7 +38,7 @@ rule expand_labels:
         split=run_split_file,
         scores=f"{SELECTION}/scores.csv",
         labeled_images=lambda wildcards: [prepared_image(c) for c in run_split(wildcards)["labeled"]],
-        code=package_code("select", "prepared.py"),
+        code=script_code("expand_labels.py"),
     output:
         f"{SELECTION}/labeled_next_round.csv",
     params:
@@ -64,7 +64,7 @@ rule evaluate_pseudo_labels:
         scores=f"{SELECTION}/scores.csv",
         labels=lambda wildcards: [prepared_label(case) for case in run_split(wildcards)["unlabeled"]],
         images=lambda wildcards: [prepared_image(case) for case in run_split(wildcards)["unlabeled"]],
-        code=package_code("metrics.py", "diagnostics.py", "prepared.py", "io.py"),
+        code=script_code("evaluate_pseudo_labels.py"),
     output:
         f"{SELECTION}/pseudo_label_quality.json",
     log:

@@ -9,7 +9,7 @@ rule ssl_train:
     unlabeled. The labels of labeled and val volumes and the pseudo-label files are its only label inputs."""
     input:
         unpack(ssl_train_inputs),
-        code=package_code("ssl", "metrics.py", "prepared.py", "io.py", "select/expand.py"),
+        code=script_code("ssl_train.py"),
     output:
         model=f"{RESULTS}/{{model}}/model.pt",
     params:
@@ -34,7 +34,7 @@ rule ssl_predict:
     input:
         model=f"{RESULTS}/{{model}}/model.pt",
         images=shard_images,
-        code=package_code("ssl", "prepared.py"),
+        code=script_code("ssl_predict.py"),
     output:
         f"{RESULTS}/{{model}}/pl1/shard-{{shard}}.npz",
     params:
@@ -59,7 +59,7 @@ rule evaluate:
         model=f"{RESULTS}/{{model}}/model.pt",
         images=lambda wildcards: [prepared_image(case) for case in run_split(wildcards)["test"]],
         labels=lambda wildcards: [prepared_label(case) for case in run_split(wildcards)["test"]],
-        code=package_code("metrics.py", "ssl", "prepared.py"),
+        code=script_code("evaluate.py"),
     output:
         cases=f"{RESULTS}/{{model}}/test_cases.csv",
         summary=f"{RESULTS}/{{model}}/test_summary.json",
