@@ -247,3 +247,29 @@ def test_check_checkpoint_errors_name_the_file(tmp_path, vit_b_checkpoint):
         check_checkpoint("segment_anything", "vit_b", None)
     with pytest.raises(ValueError, match="model_type"):
         check_checkpoint("segment_anything", "vit_x", vit_b_checkpoint)
+
+
+def test_the_encoder_is_compiled_only_where_it_pays(monkeypatch, lite):
+    from aslseg.sam.model import COMPILE_MIN_SLICES
+
+    monkeypatch.delenv("ASLSEG_COMPILE", raising=False)
+    assert lite.compile_encoder(COMPILE_MIN_SLICES, bf16=True).startswith("eager")
+    assert lite.compile_encoder(COMPILE_MIN_SLICES - 1, bf16=False).startswith("eager")
+    monkeypatch.setenv("ASLSEG_COMPILE", "off")
+    assert lite.compile_encoder(COMPILE_MIN_SLICES, bf16=False).startswith("eager")
+    assert lite._compiled_encoder is None
+
+
+def test_the_compiled_encoder_embeds_as_the_eager_one(monkeypatch, slices):
+    """float32 on the CPU, three slices in batches of two: the last batch is padded to the compiled shape."""
+    from aslseg.sam.model import COMPILE_MIN_SLICES
+
+    monkeypatch.delenv("ASLSEG_COMPILE", raising=False)
+    model = load_sam()
+    images = np.concatenate([slices[0], slices[0][:1]])
+    eager = model.embed(images, batch_size=2)
+    assert model.compile_encoder(COMPILE_MIN_SLICES, bf16=False).startswith("compiled")
+    compiled = model.embed(images, batch_size=2)
+    assert model._compiled_encoder is not None  # compiled, not fallen back to eager
+    assert compiled.shape == eager.shape == (3, 256, 64, 64)
+    assert ((compiled - eager).norm() / eager.norm()).item() < 1e-4

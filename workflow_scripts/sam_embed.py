@@ -21,6 +21,7 @@ with job_logging(snakemake) as log:
         with np.load(path) as prepared:
             positions[case_id_of(path)] = embedded_positions(prepared["liver"])
     rows = [(case, int(position)) for case, kept in positions.items() for position in kept]
+    log.info(model.compile_encoder(len(rows), model.precision.bf16))
     progress = Progress(len(rows), f"sam_embed shard {snakemake.wildcards.shard}", "slices")
 
     def embeddings():
