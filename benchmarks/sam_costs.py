@@ -1,5 +1,5 @@
 """Per-step costs of MS(.) on this machine: image-encoder seconds per slice (fp32 and bf16 autocast, batch 1
-and 4), decoder milliseconds per prompt and decoder fine-tuning seconds per step (fp32 and bf16 autocast, as
+and 4; fp32 compiled, as sam_embed runs it on a CPU without native bf16), decoder milliseconds per prompt and decoder fine-tuning seconds per step (fp32 and bf16 autocast, as
 sam.bf16 sets them). Medians of repeats.
 
     .venv/bin/python benchmarks/sam_costs.py [--threads 2] [--repeats 5] [--prepared results/data/prepared/images]
@@ -24,7 +24,7 @@ import torch
 from aslseg.malloc import keep_freed_memory
 from aslseg.precision import cpu_report
 from aslseg.sam.finetune import FinetuneSettings, finetune
-from aslseg.sam.model import load_sam
+from aslseg.sam.model import COMPILE_MIN_SLICES, load_sam
 
 
 def median_seconds(step, repeats: int) -> float:
@@ -69,6 +69,16 @@ def main() -> None:
     case = slices(args.prepared, 32)
     seconds = median_seconds(lambda: model.embed(case, bf16=True), 1)
     print(f"encoder bf16, 32 slices in one embed() call as sam_embed makes them: {seconds / len(case):.3f} s per slice")
+    eager = model.embed(case[:4])
+    start = time.perf_counter()
+    print(f"encoder fp32 compiled: {model.compile_encoder(COMPILE_MIN_SLICES, bf16=False)}")
+    model.embed(case[:1])
+    print(f"  compilation and first slice: {time.perf_counter() - start:.1f} s")
+    seconds = median_seconds(lambda: model.embed(images[:1]), args.repeats)
+    compiled = model.embed(case[:4])
+    print(f"encoder fp32 compiled batch 1: {seconds:.3f} s per slice "
+          f"(relative difference to eager {((compiled - eager).norm() / eager.norm()).item():.1e})")
+    model._compiled_encoder = None
     embeddings = model.embed(images, bf16=True, batch_size=4)
     boxes = np.tile(np.array([[size * 0.3, size * 0.3, size * 0.6, size * 0.6]], dtype=np.float32), (16, 1))
     many = embeddings[np.arange(16) % len(embeddings)]
