@@ -323,3 +323,42 @@ def test_summarize_list():
         "slices_by_round": {-1: 6, 0: 2, 1: 1},
     }
     assert summarize_list(round0())["slices_by_source"] == {"ground_truth": 6, "pseudo": 0}
+
+
+# The scoring of a round's artifacts (aslseg/select/scoring.py), on real shard files.
+
+def test_slice_confidence_is_the_certainty_over_either_label_and_one_where_both_are_empty():
+    from aslseg.select.scoring import slice_confidence
+
+    probability = np.zeros((3, 2, 2), np.float32)
+    probability[0] = [[0.9, 0.6], [0.1, 0.0]]
+    pl1 = np.zeros((3, 2, 2), np.uint8)
+    pl3 = np.zeros((3, 2, 2), np.uint8)
+    pl1[0, 0, 0], pl3[0, 0, 1] = 1, 1  # slice 0: two pixels, certainties 0.9 and 0.6
+    pl1[1, 1, 1] = 1  # slice 1: one pixel with p = 0, certainty 1
+    confidence = slice_confidence(probability, pl1, pl3)
+    assert np.allclose(confidence, [0.75, 1.0, 1.0])
+
+
+def test_score_shards_reads_labels_probabilities_and_sam_ious_from_the_round_files(tmp_path):
+    import pandas as pd
+
+    from aslseg.pseudo_labels import write_shard
+    from aslseg.select.scoring import score_shards, val_right
+
+    pl1 = {4: np.zeros((2, 4, 4), np.uint8)}
+    pl1[4][0, :2, :2] = 1
+    pl3 = {4: pl1[4].copy()}
+    pl3[4][0, 2, 2] = 1
+    write_shard(tmp_path / "pl1.npz", pl1)
+    write_shard(tmp_path / "pl3.npz", pl3, {4: pl3[4] * 0.9})
+    pd.DataFrame({"case": [4, 4], "position": [0, 0], "component": [0, 1], "input_area": [4, 1], "sam_area": [4, 1],
+                  "predicted_iou": [0.8, 0.6]}).to_csv(tmp_path / "components.csv", index=False)
+    settings = SelectSettings.from_config({**SECTION, "sam_iou_weight": 1.0})
+    scores, final = score_shards([tmp_path / "pl1.npz"], [tmp_path / "pl3.npz"], [tmp_path / "components.csv"],
+                                 settings)
+    assert list(scores["position"]) == [0, 1] and np.array_equal(final[4], pl3[4])
+    assert scores.loc[0, "sam_iou"] == pytest.approx(0.7) and np.isnan(scores.loc[1, "sam_iou"])
+    assert scores.loc[0, "agreement"] == pytest.approx(2 * 4 / 9)
+    np.savez(tmp_path / "case-4.npz", tumor=pl1[4])  # the truth: PL1's square
+    assert list(val_right(scores, final, [str(tmp_path / "case-4.npz")])) == [True, True]
