@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from aslseg.metrics import CORRECT_SLICE_DICE, lesion_metrics, slice_dice
+from aslseg.dice import dice_from_counts, slice_dice
+from aslseg.metrics import CORRECT_SLICE_DICE, lesion_metrics
 
 
 def pooled_dice(intersection: int, predicted: int, truth: int) -> float | None:
-    """2|P∩G| / (|P| + |G|), None when both are empty (undefined, not perfect)."""
-    total = predicted + truth
-    return float(2 * intersection / total) if total else None
+    """Dice from the pooled counts of a slice subset, None when both are empty (undefined, not perfect)."""
+    return dice_from_counts(intersection, predicted + truth, empty=None)
 
 
 def pseudo_label_quality(

@@ -52,6 +52,8 @@ from monai.metrics import (
 )
 from scipy import ndimage
 
+from aslseg.dice import dice_from_counts
+
 Spacing = tuple[float, float, float]
 
 # Full 26-connectivity in 3D: face, edge and corner neighbours join one lesion.
@@ -64,13 +66,6 @@ OVERLAP_DISTANCE_KEYS = ("dice", "jaccard", "hd95_mm", "asd_mm")
 # empty): one fixed yardstick for the selection diagnostics and for calibrating select.rule "calibrated" on
 # the val volumes, independent of any configured threshold.
 CORRECT_SLICE_DICE = 0.5
-
-
-def slice_dice(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """Dice per slice of (S, H, W) masks; 1.0 where both are empty."""
-    inter = (pred & gt).sum(axis=(1, 2))
-    total = pred.sum(axis=(1, 2)) + gt.sum(axis=(1, 2))
-    return np.where(total > 0, 2 * inter / np.maximum(total, 1), 1.0)
 
 
 def _check_inputs(
@@ -243,5 +238,5 @@ def summarize(rows: list[dict] | pd.DataFrame) -> dict:
     summary["fp_volume_ml_tumor_free"] = float(df.loc[gt_empty, "pred_volume_ml"].sum())
     summary["n_tumor_free"] = int(gt_empty.sum())
     voxel_sum = int(df["gt_voxels"].sum() + df["pred_voxels"].sum())
-    summary["global_dice"] = 2.0 * int(df["intersection_voxels"].sum()) / voxel_sum if voxel_sum else 1.0
+    summary["global_dice"] = dice_from_counts(int(df["intersection_voxels"].sum()), voxel_sum)
     return summary

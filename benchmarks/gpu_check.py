@@ -60,7 +60,8 @@ import yaml  # noqa: E402
 
 from aslseg.adapt.corruptions import CorruptionSettings, synthesize  # noqa: E402
 from aslseg.adapt.synthesis import PromptSettings, synthetic_pseudo_labels  # noqa: E402
-from aslseg.adapt.train import AdaptData, AdaptSettings, pooled_dice, refine, train_adaptation  # noqa: E402
+from aslseg.adapt.train import AdaptData, AdaptSettings, refine, train_adaptation  # noqa: E402
+from aslseg.dice import pooled_dice  # noqa: E402
 from aslseg.data.lits import CaseFiles, load_case  # noqa: E402
 from aslseg.data.phantom import PhantomParams, generate_case, tumor_free_cases  # noqa: E402
 from aslseg.data.prepare import prepare_case  # noqa: E402

@@ -18,7 +18,8 @@ import pandas as pd
 from scipy import ndimage
 from scipy.stats import spearmanr
 
-from aslseg.metrics import CORRECT_SLICE_DICE, slice_dice
+from aslseg.dice import slice_dice
+from aslseg.metrics import CORRECT_SLICE_DICE
 from aslseg.pseudo_labels import read_masks, read_probabilities
 
 

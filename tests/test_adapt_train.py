@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from aslseg.adapt.train import AdaptData, AdaptSettings, pooled_dice, refine, train_adaptation
+from aslseg.adapt.train import AdaptData, AdaptSettings, refine, train_adaptation
+from aslseg.dice import pooled_dice
 from aslseg.ssl.network import build_network
 
 

@@ -175,3 +175,20 @@ def test_summarize_undefined_rates_are_none_not_nan():
     assert summary["n_cases"] == 0 and summary["dice_mean"] is None and summary["dice_std"] is None
     assert summary["lesion_sensitivity"] is None and summary["lesion_precision"] is None
     assert summary["global_dice"] == 1.0 and summary["fp_volume_ml_tumor_free"] == 0.0
+
+
+def test_the_one_dice_formula_and_its_empty_mask_rule():
+    from aslseg.dice import dice_from_counts, pooled_dice, slice_dice
+
+    assert dice_from_counts(3, 8) == 0.75 and dice_from_counts(0, 0) == 1.0 and dice_from_counts(0, 0, empty=None) is None
+    assert list(dice_from_counts(np.array([3, 0, 0]), np.array([8, 5, 0]))) == [0.75, 0.0, 1.0]
+    with pytest.raises(ValueError, match="number"):
+        dice_from_counts(np.array([0]), np.array([0]), empty=None)
+    a = np.zeros((2, 4, 4), bool)
+    a[0, :2, :2] = True
+    b = a.copy()
+    b[0, 0, :] = True
+    assert pooled_dice(a, b) == pytest.approx(2 * 4 / 10) and pooled_dice(a[1], b[1]) == 1.0
+    assert list(slice_dice(a, b)) == [pytest.approx(0.8), 1.0]
+    with pytest.raises(ValueError, match="shapes"):
+        pooled_dice(a, b[0])

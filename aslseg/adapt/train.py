@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from monai.losses import DiceCELoss
 
+from aslseg.dice import pooled_dice
 from aslseg.precision import Precision, resolve_bf16
 from aslseg.progress import Progress
 from aslseg.ssl.augment import Augmenter
@@ -83,13 +84,6 @@ class AdaptResult:
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     precision: Precision | None = None  # what AN ran in (settings.bf16 resolved for the device)
-
-
-def pooled_dice(prediction: np.ndarray, target: np.ndarray) -> float:
-    """2|P∩T| / (|P| + |T|) over all pixels; 1.0 when both are empty (nothing to find, nothing found)."""
-    prediction, target = prediction.astype(bool), target.astype(bool)
-    total = prediction.sum() + target.sum()
-    return float(2 * np.count_nonzero(prediction & target) / total) if total else 1.0
 
 
 def refine(model: torch.nn.Module, data: AdaptData, threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray]:

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from aslseg.metrics import slice_dice
+from aslseg.dice import slice_dice
 from aslseg.prepared import Volume
 
 TRUTH_COLOR, PREDICTION_COLOR = "lime", "red"

@@ -46,6 +46,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from aslseg.dice import dice_from_counts, pooled_dice
+
 TERMS = ("agreement", "sam_iou", "confidence")
 RULES = ("threshold", "top_fraction", "calibrated")
 SCORE_COLUMNS = (
@@ -53,19 +55,10 @@ SCORE_COLUMNS = (
 )
 
 
-def _dice(intersection: np.ndarray, total: np.ndarray) -> np.ndarray:
-    """2|A∩B| / (|A| + |B|), 1.0 where both masks are empty (see the module table)."""
-    intersection, total = np.asarray(intersection, dtype=np.float64), np.asarray(total, dtype=np.float64)
-    return np.where(total > 0, 2.0 * intersection / np.maximum(total, 1.0), 1.0)
-
-
 def agreement(a: np.ndarray, b: np.ndarray) -> float:
     """Dice of two binary masks of one slice (any nonzero value is tumor); 1.0 when both are empty, 0.0 when
     exactly one is."""
-    a, b = np.asarray(a).astype(bool, copy=False), np.asarray(b).astype(bool, copy=False)
-    if a.shape != b.shape:
-        raise ValueError(f"masks must have equal shapes, got {a.shape} and {b.shape}")
-    return float(_dice(np.count_nonzero(a & b), np.count_nonzero(a) + np.count_nonzero(b)))
+    return pooled_dice(a, b)
 
 
 def _weights(weights: Mapping[str, float] | None) -> dict[str, float]:
@@ -136,7 +129,7 @@ def score_slices(
             "pl1_pixels": n1.astype(np.int64),
             "pl3_pixels": n3.astype(np.int64),
             "both_empty": (n1 == 0) & (n3 == 0),
-            "agreement": _dice(both, n1 + n3),
+            "agreement": dice_from_counts(both, n1 + n3),
         }))
     iou = _per_slice("sam_iou", sam_iou, shapes, clip=True)
     confidence = _per_slice("confidence", confidence, shapes, clip=False)

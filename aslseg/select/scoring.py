@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from aslseg.metrics import CORRECT_SLICE_DICE, slice_dice
+from aslseg.dice import slice_dice
+from aslseg.metrics import CORRECT_SLICE_DICE
 from aslseg.prepared import case_id_of
 from aslseg.pseudo_labels import read_masks, read_probabilities
 from aslseg.select.reliability import SelectSettings, score_slices
