@@ -45,6 +45,16 @@ class PreparedFiles:
             raise KeyError(f"case {case_id}: its tumor label is not an input of this job")
         return self.labels[case_id]
 
+    def slices(self, case_id: int) -> np.ndarray:
+        """The case's prepared image, float32 (S, H, W)."""
+        with np.load(self.image(case_id)) as image:
+            return image["image"].astype(np.float32)
+
+    def tumor(self, case_id: int) -> np.ndarray:
+        """The case's tumor label, uint8 (S, H, W), if this job may read it."""
+        with np.load(self.label(case_id)) as label:
+            return label["tumor"]
+
     def volume(self, case_id: int) -> Volume:
         """A case whose label this job may read, with its spacing in mm."""
         with np.load(self.image(case_id)) as image, np.load(self.label(case_id)) as label:

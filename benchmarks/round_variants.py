@@ -91,6 +91,8 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=None, help="results folder (default: above select_dir)")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--truth-share", type=float, default=None,
+                        help="loop.truth_share of the retrained round (default: one pool, as before it existed)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     select_dir = args.select_dir.resolve()
@@ -118,7 +120,8 @@ def main() -> None:
     for name in args.variants:
         labeled_list = lists[name]
         labeled, unlabeled = load_round_slices(labeled_list, images, split["unlabeled"])
-        result = train(ssl["method"], labeled, unlabeled, val, TrainSettings.from_config(ssl), seed=seed, progress=False)
+        result = train(ssl["method"], labeled, unlabeled, val, TrainSettings.from_config(ssl), seed=seed, progress=False,
+                       truth_share=args.truth_share)
         model = build_network(ssl["features"], bf16=result.precision.bf16)
         model.load_state_dict(result.state_dict)
         summary = summarize(pd.DataFrame(score_volumes(model, test, ssl["threshold"])))

@@ -53,13 +53,32 @@ rule adapt_train:
         "../workflow_scripts/adapt_train.py"
 
 
-rule adapt_refine:
-    """Pseudo Label 3 for one shard: AN(image ⊕ PL2 [⊕ SAM probability ⊕ PL1])."""
+rule adapt_judge:
+    """Does AN improve this round's real pseudo labels? AN refines the val volumes' PL2, and both are compared
+    with their ground truth (pooled Dice): with adapt.fallback, PL3 is AN's only where it wins."""
     input:
-        model=adapt_model_file,
-        pl2=f"{RESULTS}/{{model}}/sam-{{samrun}}/pl2/shard-{{shard}}.npz",
-        pl1=f"{RESULTS}/{{model}}/pl1/shard-{{shard}}.npz",
-        images=shard_images,
+        unpack(adapt_judge_inputs),
+        code=script_code("adapt_judge.py"),
+    output:
+        f"{RESULTS}/{{model}}/sam-{{samrun}}/adapt-{{adaptrun}}/judgement.json",
+    log:
+        f"{LOGS}/adapt_judge/{{model}}_sam-{{samrun}}_adapt-{{adaptrun}}.log",
+    benchmark:
+        f"{BENCHMARKS}/adapt_judge/{{model}}_sam-{{samrun}}_adapt-{{adaptrun}}.tsv"
+    threads: job_threads("infer")
+    resources:
+        **job_resources("infer", gpu=True),
+    conda:
+        ENV
+    script:
+        "../workflow_scripts/adapt_judge.py"
+
+
+rule adapt_refine:
+    """Pseudo Label 3 for one shard: AN(image ⊕ PL2 [⊕ SAM probability ⊕ PL1]); with adapt.fallback, PL2 as
+    it is in a round where AN lost on the val volumes (rule adapt_judge)."""
+    input:
+        unpack(adapt_refine_inputs),
         code=script_code("adapt_refine.py"),
     output:
         f"{RESULTS}/{{model}}/sam-{{samrun}}/adapt-{{adaptrun}}/pl3/shard-{{shard}}.npz",

@@ -146,17 +146,25 @@ def synth_key(sam, adapt):
     return settings_key(sam_run_name(sam), adapt["corruptions"], adapt["copies"])
 
 
+def adapt_model_name(sam, adapt):
+    """AN's name: a hash of its synthetic data and training settings."""
+    return settings_key(synth_key(sam, adapt), {key: adapt[key] for key in ADAPT_TRAINING})
+
+
 def adapt_run_name(sam, adapt):
-    """AN's name: a hash of its synthetic data and training settings, or "none" without AN (adapt.enabled
-    false, or no SAM: PL2, or PL1, is scored as it is)."""
+    """What makes PL3: AN's name, and with adapt.fallback a hash of it and the fallback (PL3 is then PL2
+    in a round where AN loses on the val volumes); "none" without AN (adapt.enabled false, or no SAM: PL2,
+    or PL1, is scored as it is)."""
     if not adapt["enabled"] or not sam["enabled"]:
         return "none"
-    return settings_key(synth_key(sam, adapt), {key: adapt[key] for key in ADAPT_TRAINING})
+    name = adapt_model_name(sam, adapt)
+    return settings_key(name, {"fallback": True}) if adapt["fallback"] else name
 
 
 STAGE3 = {name: EXPERIMENTS[name] for name in STAGE2_EXPERIMENTS}
 SYNTHS = {synth_key(e["sam"], e["adapt"]): e for e in STAGE3.values() if e["adapt"]["enabled"]}
-ADAPTS = {adapt_run_name(e["sam"], e["adapt"]): e for e in STAGE3.values() if e["adapt"]["enabled"]}
+ADAPTS = {adapt_model_name(e["sam"], e["adapt"]): e for e in STAGE3.values() if e["adapt"]["enabled"]}
+ADAPT_RUNS = {adapt_run_name(e["sam"], e["adapt"]): e for e in STAGE3.values() if e["adapt"]["enabled"]}
 SELECTS = {settings_key(rule_settings(EXPERIMENTS[e]["select"])): rule_settings(EXPERIMENTS[e]["select"])
            for e in LOOP_EXPERIMENTS}
 
@@ -166,15 +174,21 @@ def adapt_report(experiment, seed):
     if adapt_run_name(settings["sam"], settings["adapt"]) == "none":
         return None
     labeled = f"{settings['data']['split']['labeled']:g}"
-    return f"{RESULTS}/adapt/model/{adapt_run_name(settings['sam'], settings['adapt'])}/labeled-{labeled}/seed-{seed}/report.json"
+    return f"{RESULTS}/adapt/model/{adapt_model_name(settings['sam'], settings['adapt'])}/labeled-{labeled}/seed-{seed}/report.json"
 
 
 # ---- models and rounds ------------------------------------------------------------------------------------
+def round_training(experiment):
+    """How a loop's rounds >= 1 train beyond the ssl settings (config `loop` without `rounds`)."""
+    return {key: value for key, value in EXPERIMENTS[experiment]["loop"].items() if key != "rounds"}
+
+
 def loop_name(experiment):
     """A loop: the SSL method and a hash of the round-0 run, the SAM run, AN and the selection settings."""
     settings = EXPERIMENTS[experiment]
     key = settings_key(ssl_run(experiment), sam_run_name(settings["sam"]),
-                       adapt_run_name(settings["sam"], settings["adapt"]), rule_settings(settings["select"]))
+                       adapt_run_name(settings["sam"], settings["adapt"]), rule_settings(settings["select"]),
+                       round_training(experiment))
     return f"{settings['ssl']['method']}-{key}"
 
 
@@ -266,8 +280,8 @@ def run_split(wildcards):
 
 def ssl_train_inputs(wildcards):
     """Images of the training and val volumes; tumor labels of the labeled and val volumes only; from round 1
-    on, the round's labeled list and the pseudo-label files it can name (the final pseudo labels of every
-    earlier round), never an unlabeled volume's label."""
+    on, the round's labeled list, the pseudo-label files it can name (the final pseudo labels of every
+    earlier round) and the previous round's model, never an unlabeled volume's label."""
     model, split = model_of(wildcards), run_split(wildcards)
     inputs = {
         "split": run_split_file(wildcards),
@@ -276,6 +290,8 @@ def ssl_train_inputs(wildcards):
     }
     if model.round >= 1:
         inputs["labeled_list"] = labeled_list_of(model.experiment, model.seed, model.round)
+        # reused as it is when the previous round accepted nothing (its training would only be repeated)
+        inputs["previous_model"] = f"{RESULTS}/{model_dir(model.experiment, model.seed, model.round - 1)}/model.pt"
         inputs["pseudo_labels"] = [
             path for r in range(model.round) for path in final_pseudo_labels(model.experiment, model.seed, r)
         ]
@@ -373,8 +389,34 @@ def adapt_train_inputs(wildcards):
 
 
 def adapt_model_file(wildcards):
-    model = model_of(wildcards)
-    return f"{RESULTS}/adapt/model/{wildcards.adaptrun}/labeled-{model.labeled}/seed-{model.seed}/model.pt"
+    model, settings = model_of(wildcards), ADAPT_RUNS[wildcards.adaptrun]
+    name = adapt_model_name(settings["sam"], settings["adapt"])
+    return f"{RESULTS}/adapt/model/{name}/labeled-{model.labeled}/seed-{model.seed}/model.pt"
+
+
+def adapt_refine_inputs(wildcards):
+    """AN, the shard's PL1, PL2 and images, and with adapt.fallback the round's judgement of AN."""
+    inputs = {
+        "model": adapt_model_file(wildcards),
+        "pl2": f"{RESULTS}/{wildcards.model}/sam-{wildcards.samrun}/pl2/shard-{wildcards.shard}.npz",
+        "pl1": pseudo_label_1(wildcards.model, wildcards.shard),
+        "images": shard_images(wildcards),
+    }
+    if ADAPT_RUNS[wildcards.adaptrun]["adapt"]["fallback"]:
+        inputs["judgement"] = f"{RESULTS}/{wildcards.model}/sam-{wildcards.samrun}/adapt-{wildcards.adaptrun}/judgement.json"
+    return inputs
+
+
+def adapt_judge_inputs(wildcards):
+    """AN, the val volumes' PL1, PL2, images and tumor labels (which training reads already)."""
+    split = run_split(wildcards)
+    return {
+        "model": adapt_model_file(wildcards),
+        "pl2": f"{RESULTS}/{wildcards.model}/sam-{wildcards.samrun}/pl2/shard-{VAL_SHARD}.npz",
+        "pl1": pseudo_label_1(wildcards.model, VAL_SHARD),
+        "images": [prepared_image(case) for case in split["val"]],
+        "labels": [prepared_label(case) for case in split["val"]],
+    }
 
 
 def selection_inputs(wildcards):

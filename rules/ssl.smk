@@ -6,7 +6,8 @@
 rule ssl_train:
     """Train SS(.) with ssl.method on the round's labeled slices: the labeled volumes' ground truth, and from
     round 1 on the accepted pseudo labels of the round's list; the rest of the unlabeled volumes stay
-    unlabeled. The labels of labeled and val volumes and the pseudo-label files are its only label inputs."""
+    unlabeled. The labels of labeled and val volumes and the pseudo-label files are its only label inputs. A
+    round whose list the previous round's selection left unchanged reuses the previous round's model."""
     input:
         unpack(ssl_train_inputs),
         code=script_code("ssl_train.py"),
@@ -15,6 +16,8 @@ rule ssl_train:
     params:
         ssl=lambda wildcards: SSL_RUNS[model_of(wildcards).run]["ssl"],
         seed=lambda wildcards: model_of(wildcards).seed,
+        loop=lambda wildcards: round_training(model_of(wildcards).experiment) if model_of(wildcards).round else {},
+        round=lambda wildcards: model_of(wildcards).round,
     log:
         f"{LOGS}/ssl_train/{{model}}.log",
     benchmark:

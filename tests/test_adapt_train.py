@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from aslseg.adapt.judge import judge_adaptation
 from aslseg.adapt.train import AdaptData, AdaptSettings, refine, train_adaptation
 from aslseg.dice import pooled_dice
 from aslseg.ssl.network import build_network
@@ -63,3 +64,21 @@ def test_inputs_must_start_with_pl2_and_be_known():
         settings(inputs=("pl2", "sam_logits"))
     with pytest.raises(KeyError, match="missing"):
         AdaptSettings.from_config({"inputs": ["pl2"]})
+
+
+def test_an_is_used_in_a_round_only_where_it_beats_pl2_on_the_val_volumes():
+    truth = {3: np.zeros((2, 8, 8), dtype=np.uint8), 5: np.zeros((1, 8, 8), dtype=np.uint8)}
+    truth[3][0, 2:5, 2:5] = 1
+    pl2 = {case: mask.copy() for case, mask in truth.items()}
+    pl2[5][0, 6:8, 6:8] = 1  # a false positive that AN removes
+    better = {case: mask.copy() for case, mask in truth.items()}
+    judgement = judge_adaptation(pl2, better, truth)
+    assert judgement["use_an"] and judgement["an_val_dice"] == 1.0 and judgement["pl2_val_dice"] < 1.0
+    assert judgement["val_cases"] == [3, 5] and judgement["val_slices"] == 3
+    worse = {case: np.ones_like(mask) for case, mask in truth.items()}
+    assert not judge_adaptation(pl2, worse, truth)["use_an"]
+    assert not judge_adaptation(pl2, pl2, truth)["use_an"]  # a tie keeps PL2
+    with pytest.raises(ValueError, match="val cases"):
+        judge_adaptation(pl2, {3: better[3]}, truth)
+    with pytest.raises(ValueError, match="shape"):
+        judge_adaptation(pl2, {3: better[3], 5: np.zeros((2, 8, 8))}, truth)

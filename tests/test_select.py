@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aslseg.select.expand import GROUND_TRUTH_ROUND, LIST_COLUMNS, expand, initial_list, summarize_list
+from aslseg.select.expand import GROUND_TRUTH_ROUND, LIST_COLUMNS, accepted_in, expand, initial_list, summarize_list
 from aslseg.select.reliability import (
     SCORE_COLUMNS, SelectSettings, agreement, calibrate_threshold, rule_settings, score_slices, select,
 )
@@ -276,6 +276,14 @@ def test_expand_keeps_earlier_accepted_slices_and_never_duplicates():
         row = after[(after["case"] == 5) & (after["position"] == 1)].iloc[0]
         assert (row["round_accepted"], row["score"], row["label_file"]) == (1, 0.95, "r1/5")
     pd.testing.assert_frame_equal(rejected, reaccepted)
+
+
+def test_a_round_that_accepts_nothing_leaves_the_list_unchanged():
+    first = expand(round0(), selection([(5, 0, 0.9, True), (5, 1, 0.2, False)]), 0, {5: "r0/5"}, set())
+    second = expand(first, selection([(5, 1, 0.2, False)]), 1, {5: "r1/5"}, set())
+    assert accepted_in(round0(), 0) == 0 and accepted_in(first, 0) == 1
+    assert accepted_in(second, 1) == 0  # so round 2 would train on round 1's list
+    pd.testing.assert_frame_equal(second, first)
 
 
 def test_expand_refuses_test_val_and_ground_truth_cases():

@@ -10,13 +10,13 @@ import torch
 from aslseg.ssl.augment import Augmenter
 from aslseg.ssl.checkpoint import load_model, save_checkpoint
 from aslseg.ssl.network import build_network, predict_probabilities
-from aslseg.ssl.sampling import ForegroundBatchSampler
+from aslseg.ssl.sampling import ForegroundBatchSampler, StratifiedBatchSampler
 from aslseg.select.expand import expand, initial_list
 from aslseg.ssl.slices import SliceSet, load_round_slices, load_slices
 from aslseg.config import default_config
 from aslseg.prepared import Volume
 from aslseg.ssl.settings import METHOD_SETTINGS, NOT_TRAINING, TrainSettings, method_settings
-from aslseg.ssl.train import train
+from aslseg.ssl.train import batch_sampler, train
 
 TINY = (4, 4, 8, 8, 16, 4)
 
@@ -47,6 +47,35 @@ def test_sampler_draws_the_foreground_share():
     sampler = ForegroundBatchSampler(has_tumor, batch_size=8, foreground_fraction=0.5, rng=np.random.default_rng(0))
     batches = np.stack([sampler() for _ in range(200)])
     assert (has_tumor[batches].sum(axis=1) >= 4).all()
+
+
+def test_rounds_keep_a_ground_truth_share_in_every_batch():
+    """40 pseudo-labeled slices, all with tumor, beside 10 ground-truth ones of which 2 have tumor: half of
+    every batch is ground truth, and half of that half has tumor."""
+    is_truth = np.r_[np.ones(10, dtype=bool), np.zeros(40, dtype=bool)]
+    has_tumor = np.r_[[True, True], np.zeros(8, dtype=bool), np.ones(40, dtype=bool)]
+    sampler = StratifiedBatchSampler(has_tumor, is_truth, batch_size=8, foreground_fraction=0.5, truth_share=0.5,
+                                     rng=np.random.default_rng(0))
+    batches = np.stack([sampler() for _ in range(200)])
+    assert (is_truth[batches].sum(axis=1) == 4).all()
+    assert ((is_truth & has_tumor)[batches].sum(axis=1) >= 2).all()
+    assert len(np.unique(batches[is_truth[batches]])) == 10  # every ground-truth slice is drawn
+    # 30 ground-truth slices beside 10 pseudo-labeled ones: the ground truth keeps its own share, 3/4.
+    few = StratifiedBatchSampler(has_tumor[:40], np.arange(40) < 30, 8, 0.5, 0.5, np.random.default_rng(0))
+    assert all((few() < 30).sum() == 6 for _ in range(20))
+    one_pool = StratifiedBatchSampler(has_tumor[:10], is_truth[:10], 8, 0.5, 0.5, np.random.default_rng(0))
+    assert len(one_pool()) == 8  # no pseudo labels: the whole batch from the ground truth
+    with pytest.raises(ValueError, match="share"):
+        StratifiedBatchSampler(has_tumor, is_truth, 8, 0.5, 1.5, np.random.default_rng(0))
+
+
+def test_only_a_round_with_pseudo_labels_and_a_share_samples_by_source():
+    slices = bright_square_slices(n=8)
+    rng = np.random.default_rng(0)
+    assert isinstance(batch_sampler(slices, settings(), 0.5, rng), ForegroundBatchSampler)  # round 0
+    pseudo = dataclasses.replace(slices, pseudo=np.arange(8) >= 4)
+    assert isinstance(batch_sampler(pseudo, settings(), 0.5, rng), StratifiedBatchSampler)
+    assert isinstance(batch_sampler(pseudo, settings(), None, rng), ForegroundBatchSampler)  # loop.truth_share null
 
 
 @pytest.mark.parametrize("width", [32, 48])  # square and not: the rotation acts in pixels either way
@@ -204,6 +233,7 @@ def test_a_rounds_labeled_list_moves_accepted_slices_from_unlabeled_to_labeled(t
     labeled, unlabeled = load_round_slices(listed, images, unlabeled_cases=[2, 3])
     assert list(zip(labeled.case_id, labeled.position)) == [(1, 0), (1, 1), (1, 2), (1, 3), (2, 2), (2, 3)]
     assert labeled.tumor[:4].all() and labeled.tumor[4].sum() == 4 and not labeled.tumor[5].any()
+    assert labeled.pseudo.tolist() == [False] * 4 + [True] * 2
     assert list(zip(unlabeled.case_id, unlabeled.position)) == [(2, 0), (2, 1), (3, 0), (3, 1), (3, 2), (3, 3)]
     assert unlabeled.tumor is None
     with np.load(tmp_path / "case-2.npz") as case:

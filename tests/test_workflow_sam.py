@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import torch
 
+from aslseg.pseudo_labels import read_masks
 from tests.test_workflow import TINY_SSL, planned_jobs, snakemake
 
 pytestmark = pytest.mark.workflow
@@ -46,7 +47,7 @@ TINY_STAGE2 = {
     "resources": {"infer": {"shards": 1}},  # fewer jobs; sharded inference is covered by the Stage I tests
     "sam": {"shards": 2, "finetune": {"iterations": 3, "batch_size": 2}},  # sharded embedding, as on a cluster
     "adapt": {"iterations": 4, "batch_size": 2, "features": [4, 4, 8, 8, 16, 4], "val_every": 2},
-    "select": {"threshold": 0.5},
+    "select": {"rule": "threshold", "threshold": 0.5},
 }
 
 
@@ -150,6 +151,17 @@ def test_stage3_refines_scores_and_expands_the_labeled_list(stage2_run):
         assert len(pseudo) == scores["accepted"].sum() and (pseudo["round_accepted"] == 0).all()
         assert len(scores) == sum(len(np.load(results / f"data/prepared/images/case-{c}.npz")["image"])
                                   for c in split["unlabeled"])
+    # AN is judged per round on the val volumes' real PL2; where it loses, the round's PL3 is PL2 itself.
+    judgements = list(results.glob("*/**/sam-*/adapt-*/judgement.json"))
+    assert len(judgements) >= 4  # round 0 of aslseg, aslseg_point, aslseg_calibrated; round 1 of aslseg
+    for path in judgements:
+        judgement = json.loads(path.read_text())
+        assert judgement["val_cases"] == sorted(split["val"])
+        assert judgement["use_an"] == (judgement["an_val_dice"] > judgement["pl2_val_dice"])
+        pl2 = read_masks([path.parent.parent / "pl2/shard-0.npz"])
+        pl3 = read_masks([path.parent / "pl3/shard-0.npz"])
+        if not judgement["use_an"]:
+            assert all(np.array_equal(pl2[case], pl3[case]) for case in pl2)
     # Without AN, PL2 is scored as it is and is the label of the accepted slices.
     no_adapt = pd.read_csv(next(results.glob("ssl/*/seed-0/sam-box-*/adapt-none/select-*/labeled_next_round.csv")))
     assert all("/pl2/" in path for path in no_adapt.query("source == 'pseudo'")["label_file"])
@@ -176,7 +188,7 @@ def test_a_calibrated_selection_finds_its_threshold_on_the_val_volumes(stage2_ru
     for path in (adapt_dir.parent.parent / "pl1/shard-val.npz", adapt_dir.parent / "pl2/shard-val.npz",
                  adapt_dir / "pl3/shard-val.npz"):
         assert {int(k.split("_")[1]) for k in np.load(path).files if k.startswith("mask_")} == set(split["val"])
-    assert not list(results.glob("loop/**/shard-val.npz"))
+    assert not list(results.glob("loop/**/pl3/shard-val.npz"))  # later rounds judge AN on val, never calibrate
     assert calibration["val_eligible"] == (calibration["curve"][-1]["accepted"] if calibration["curve"] else 0)
     scores = pd.read_csv(folder / "scores.csv")
     if calibration["threshold"] is None:
@@ -186,6 +198,13 @@ def test_a_calibrated_selection_finds_its_threshold_on_the_val_volumes(stage2_ru
         assert scores["accepted"].equals(expected)
         assert calibration["val_accepted_right"] >= calibration["precision_target"] * calibration["val_accepted"]
     assert calibration["accepted"] == scores["accepted"].sum()
+    # Round 1 trains on round 0's list plus what this selection accepted; with nothing accepted it would only
+    # repeat round 0's training, so round 0's model is reused as it is.
+    runs = pd.read_csv(results / "summary.csv").query("experiment == 'aslseg_calibrated'").set_index("round")["run"]
+    log = (results / f"logs/ssl_train/loop/{runs[1]}/seed-0/round-1.log").read_text()
+    model_0, model_1 = results / f"ssl/{runs[0]}/seed-0/model.pt", results / f"loop/{runs[1]}/seed-0/round-1/model.pt"
+    assert ("whose model is reused" in log) == (calibration["accepted"] == 0)
+    assert (model_0.read_bytes() == model_1.read_bytes()) == (calibration["accepted"] == 0)
 
 
 def test_two_rounds_retrain_on_the_expanded_lists_and_evaluate_every_round(stage2_run):
@@ -229,6 +248,8 @@ def test_two_rounds_retrain_on_the_expanded_lists_and_evaluate_every_round(stage
     for round_index, listed in ((1, list_1), (2, list_2)):
         log = (results / f"logs/ssl_train/loop/{loop}/seed-0/round-{round_index}.log").read_text()
         assert f"({(listed['source'] == 'pseudo').sum()} pseudo-labeled)" in log
+        if (listed["source"] == "pseudo").any():  # loop.truth_share
+            assert "a share of 0.5 from the ground truth" in log
 
 
 def test_nothing_reruns_and_loop_or_ssl_edits_never_re_embed(stage2_run):

@@ -2,12 +2,15 @@
 best-on-val weights."""
 
 import json
+import shutil
 
 import pandas as pd
 import torch
 
 from aslseg.gpus import default_device
+from aslseg.io import atomic_path
 from aslseg.prepared import PreparedFiles
+from aslseg.select.expand import accepted_in
 from aslseg.ssl.checkpoint import save_checkpoint
 from aslseg.ssl.methods import METHODS
 from aslseg.ssl.settings import TrainSettings
@@ -15,8 +18,23 @@ from aslseg.ssl.slices import load_round_slices, load_slices
 from aslseg.ssl.train import train
 from aslseg.workflow import job_logging
 
-with job_logging(snakemake) as log:
-    torch.set_num_threads(snakemake.threads)
+
+def reuse_previous_round(log) -> bool:
+    """Round >= 1 whose list the previous round's selection left unchanged: same list, settings and seed as
+    the previous round, so its training would come out the same; the previous model is copied instead."""
+    if "previous_model" not in snakemake.input.keys():
+        return False
+    round_index = int(snakemake.params.round)
+    if accepted_in(pd.read_csv(snakemake.input.labeled_list), round_index - 1):
+        return False
+    log.info("round %d's selection accepted nothing: round %d would repeat round %d's training, whose model is reused",
+             round_index - 1, round_index, round_index - 1)
+    with atomic_path(snakemake.output.model) as tmp:
+        shutil.copyfile(snakemake.input.previous_model, tmp)
+    return True
+
+
+def train_round(log) -> None:
     ssl = snakemake.params.ssl
     split = json.loads(open(snakemake.input.split).read())
     files = PreparedFiles(snakemake.input.images, snakemake.input.labels)
@@ -36,14 +54,24 @@ with job_logging(snakemake) as log:
         unlabeled = load_slices([files.image(c) for c in split["unlabeled"]]) if split["unlabeled"] else None
         n_pseudo = 0
     val = [files.volume(c) for c in split["val"]]
+    truth_share = snakemake.params.loop.get("truth_share")
+    if n_pseudo:
+        log.info("labeled batches: %s", "one pool of ground truth and pseudo labels" if truth_share is None
+                 else f"a share of {truth_share:g} from the ground truth, the rest pseudo-labeled")
     device = default_device()
     log.info("%s on %s: %d labeled slices (%d pseudo-labeled), %d unlabeled slices, %d val volumes", ssl["method"],
              device, len(labeled), n_pseudo, len(unlabeled) if unlabeled else 0, len(val))
     # Every round of a run trains from the run's seed: rounds differ by their labeled list alone.
     result = train(ssl["method"], labeled, unlabeled, val, TrainSettings.from_config(ssl),
-                   seed=int(snakemake.params.seed), device=device)
+                   seed=int(snakemake.params.seed), device=device, truth_share=truth_share)
     log.info(result.precision.describe("SS(.)"))
     log.info("best val Dice %.3f at iteration %d, %.0f s", result.best_val_dice, result.best_iteration, result.seconds)
     save_checkpoint(snakemake.output.model, result.state_dict, ssl, precision=result.precision.record(),
                     history=result.history,
                     best_iteration=result.best_iteration, best_val_dice=result.best_val_dice, seconds=result.seconds)
+
+
+with job_logging(snakemake) as log:
+    torch.set_num_threads(snakemake.threads)
+    if not reuse_previous_round(log):
+        train_round(log)

@@ -92,6 +92,17 @@ def refine(model: torch.nn.Module, data: AdaptData, threshold: float = 0.5) -> t
     return (probability > threshold).astype(np.uint8), probability
 
 
+def refine_cases(model: torch.nn.Module, adapt: dict, images: dict[int, np.ndarray], pl1: dict[int, np.ndarray],
+                 pl2: dict[int, np.ndarray], sam_probability: dict[int, np.ndarray]) -> tuple[dict, dict]:
+    """PL3 masks and probabilities of whole cases (case -> slices), AN fed the channels `adapt["inputs"]` names."""
+    masks, probabilities = {}, {}
+    for case in sorted(images):
+        channels = {"pl2": pl2[case], "sam_probability": sam_probability[case], "pl1": pl1[case]}
+        prior = np.stack([channels[name].astype(np.float32) for name in adapt["inputs"]], axis=1)
+        masks[case], probabilities[case] = refine(model, AdaptData(images[case], prior), adapt["threshold"])
+    return masks, probabilities
+
+
 def _copy(model: torch.nn.Module) -> dict:
     return {key: value.detach().cpu().clone() for key, value in model.state_dict().items()}
 

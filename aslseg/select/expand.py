@@ -142,3 +142,11 @@ def summarize_list(df: pd.DataFrame) -> dict:
         "cases_by_source": {s: int(by_source["case"].nunique().get(s, 0)) for s in (GROUND_TRUTH, PSEUDO)},
         "slices_by_round": {int(r): int(n) for r, n in df["round_accepted"].value_counts().sort_index().items()},
     }
+
+
+def accepted_in(listed: pd.DataFrame, round_index: int) -> int:
+    """How many slices of the list round `round_index`'s selection accepted. Lists only grow, so round r + 1's
+    list equals round r's exactly when this is 0 for round r -- and a round that trains on an unchanged list,
+    with the same settings and seed, would only repeat the previous round's training."""
+    check_list(listed)
+    return int((listed["round_accepted"] == round_index).sum())

@@ -1,8 +1,14 @@
-"""Batches that contain tumor.
+"""Batches that contain tumor, and (from round 1 on) a guaranteed share of ground truth.
 
 Tumor is a tiny fraction of the pixels: with uniform slice sampling a CPU-budget training collapses to
 predicting background (see docs/BENCHMARKS.md). A fixed share of every labeled batch is drawn from slices
 that contain tumor; the rest uniformly from all labeled slices.
+
+From round 1 on the labeled slices are ground truth plus accepted pseudo labels, and the pseudo-labeled ones
+can outnumber the ground truth several times over; nearly all of them show "tumor", so drawn together they
+would also fill the foreground share. `StratifiedBatchSampler` draws at least a fixed share of every batch
+from the ground-truth slices (their own share of the slices when that is more), each part with its own
+foreground share, so pseudo labels add to the ground truth instead of crowding it out.
 """
 
 from __future__ import annotations
@@ -22,3 +28,32 @@ class ForegroundBatchSampler:
         foreground = self.rng.choice(self.foreground, self.n_foreground) if self.n_foreground else []
         rest = self.rng.choice(self.all, self.batch_size - self.n_foreground)
         return self.rng.permutation(np.concatenate([foreground, rest]).astype(int))
+
+
+class StratifiedBatchSampler:
+    """At least `truth_share` of every batch from the slices where `is_truth` is set -- more when they are
+    more than that share of all slices, so that a few pseudo labels are never drawn more often than the
+    ground truth -- and the rest from the others (rounded; at least one slice of each part when both exist);
+    within each part as ForegroundBatchSampler draws. With only one part present, every slice of the batch
+    comes from it."""
+
+    def __init__(self, has_tumor: np.ndarray, is_truth: np.ndarray, batch_size: int, foreground_fraction: float,
+                 truth_share: float, rng: np.random.Generator):
+        if not 0 <= truth_share <= 1:
+            raise ValueError(f"the ground-truth share of a batch must lie in [0, 1], got {truth_share}")
+        has_tumor, is_truth = np.asarray(has_tumor, dtype=bool), np.asarray(is_truth, dtype=bool)
+        self.parts = []
+        truth, pseudo = np.flatnonzero(is_truth), np.flatnonzero(~is_truth)
+        if len(truth) and len(pseudo):
+            share = max(truth_share, len(truth) / (len(truth) + len(pseudo)))
+            n_truth = batch_size if share == 1 else min(max(int(round(batch_size * share)), 1), batch_size - 1)
+            sizes = [(truth, n_truth), (pseudo, batch_size - n_truth)]
+        else:
+            sizes = [(truth if len(truth) else pseudo, batch_size)]
+        for rows, size in sizes:
+            if size:
+                self.parts.append((rows, ForegroundBatchSampler(has_tumor[rows], size, foreground_fraction, rng)))
+        self.rng = rng
+
+    def __call__(self) -> np.ndarray:
+        return self.rng.permutation(np.concatenate([rows[draw()] for rows, draw in self.parts]).astype(int))

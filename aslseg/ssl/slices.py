@@ -19,6 +19,7 @@ class SliceSet:
     case_id: np.ndarray  # int (N,): the volume each slice comes from
     position: np.ndarray  # int (N,): the slice's index inside its prepared case
     tumor: np.ndarray | None  # uint8 (N, H, W); None for unlabeled slices
+    pseudo: np.ndarray | None = None  # bool (N,): the label is an accepted pseudo label; None: none is
 
     def __len__(self) -> int:
         return len(self.image)
@@ -63,24 +64,30 @@ def _concat(parts: list[SliceSet]) -> SliceSet:
     labeled = [p.tumor is not None for p in parts]
     if any(labeled) and not all(labeled):
         raise ValueError("cannot join labeled and unlabeled slice sets")
+    pseudo = None
+    if all(labeled) and any(p.pseudo is not None for p in parts):
+        pseudo = np.concatenate([p.pseudo if p.pseudo is not None else np.zeros(len(p), dtype=bool) for p in parts])
     return SliceSet(
         image=np.concatenate([p.image for p in parts]),
         case_id=np.concatenate([p.case_id for p in parts]),
         position=np.concatenate([p.position for p in parts]),
         tumor=np.concatenate([p.tumor for p in parts]) if all(labeled) else None,
+        pseudo=pseudo,
     )
 
 
-def _take(slices: SliceSet, rows: np.ndarray, tumor: np.ndarray | None) -> SliceSet:
-    return SliceSet(slices.image[rows], slices.case_id[rows], slices.position[rows], tumor)
+def _take(slices: SliceSet, rows: np.ndarray, pseudo_tumor: np.ndarray | None = None) -> SliceSet:
+    """Some rows of unlabeled slices, with pseudo labels when `pseudo_tumor` is given."""
+    pseudo = None if pseudo_tumor is None else np.ones(len(rows), dtype=bool)
+    return SliceSet(slices.image[rows], slices.case_id[rows], slices.position[rows], pseudo_tumor, pseudo)
 
 
 def load_round_slices(
     labeled_list: pd.DataFrame, image_paths: list[str | Path], unlabeled_cases: list[int]
 ) -> tuple[SliceSet, SliceSet | None]:
     """The training slices of a round from its labeled list (aslseg.select.expand): labeled = the ground-truth
-    volumes' slices plus every accepted pseudo-labeled slice, its mask read from the PL3 shard file the list
-    names; unlabeled = the slices of `unlabeled_cases` that the list does not hold (None when there are none).
+    volumes' slices plus every accepted pseudo-labeled slice (`pseudo` set), its mask read from the PL3 shard
+    file the list names; unlabeled = the slices of `unlabeled_cases` that the list does not hold (None when there are none).
 
     Only the label files that the list names are read, so the unlabeled volumes' ground truth never is."""
     check_list(labeled_list)
@@ -110,7 +117,7 @@ def load_round_slices(
             parts.append(_take(slices, listed, masks[case][listed].astype(np.uint8)))
         rest = np.setdiff1d(np.arange(len(slices)), listed)
         if case in unlabeled_cases and len(rest):
-            unlabeled_parts.append(_take(slices, rest, None))
+            unlabeled_parts.append(_take(slices, rest))
     if not parts:
         raise ValueError("the labeled list holds no slice")
     return _concat(parts), (_concat(unlabeled_parts) if unlabeled_parts else None)

@@ -16,7 +16,7 @@ from aslseg.progress import Progress
 from aslseg.ssl.augment import Augmenter
 from aslseg.ssl.methods import METHODS, Batch
 from aslseg.ssl.evaluation import Volume, mean_dice_with_tumor
-from aslseg.ssl.sampling import ForegroundBatchSampler
+from aslseg.ssl.sampling import ForegroundBatchSampler, StratifiedBatchSampler
 from aslseg.ssl.settings import TrainSettings
 from aslseg.ssl.slices import SliceSet
 
@@ -40,8 +40,10 @@ def train(
     seed: int,
     progress: bool = True,
     device: str = "cpu",
+    truth_share: float | None = None,
 ) -> TrainResult:
-    """Train SS(.) with `method` on labeled slices (and unlabeled ones, for SSL methods)."""
+    """Train SS(.) with `method` on labeled slices (and unlabeled ones, for SSL methods). With `truth_share`
+    and pseudo-labeled slices among the labeled ones, that share of every labeled batch is ground truth."""
     settings, precision = settings.on_device(device)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -50,7 +52,7 @@ def train(
         raise ValueError(f"method {method!r} needs unlabeled slices, and there are none")
     optimizer = torch.optim.AdamW(trainer.trainable(), lr=settings.lr, weight_decay=settings.weight_decay)
     schedule = torch.optim.lr_scheduler.PolynomialLR(optimizer, total_iters=settings.iterations, power=0.9)
-    sampler = ForegroundBatchSampler(labeled.has_tumor(), settings.batch_size, settings.foreground_fraction, rng)
+    sampler = batch_sampler(labeled, settings, truth_share, rng)
     augment = Augmenter(settings.rotate_deg, settings.scale, settings.intensity, settings.flip, seed, device)
 
     best = TrainResult(_cpu_copy(trainer.model()), 0, -1.0, precision=precision)
@@ -79,6 +81,15 @@ def train(
                 best.best_iteration, best.best_val_dice = iteration, dice
     best.seconds = time.perf_counter() - start
     return best
+
+
+def batch_sampler(labeled: SliceSet, settings: TrainSettings, truth_share: float | None, rng: np.random.Generator):
+    """The labeled batches' sampler: ground truth and pseudo labels drawn apart when both are present and a
+    share is asked for, else one pool (round 0 draws exactly as before rounds existed)."""
+    if truth_share is not None and labeled.pseudo is not None and labeled.pseudo.any():
+        return StratifiedBatchSampler(labeled.has_tumor(), ~labeled.pseudo, settings.batch_size,
+                                      settings.foreground_fraction, truth_share, rng)
+    return ForegroundBatchSampler(labeled.has_tumor(), settings.batch_size, settings.foreground_fraction, rng)
 
 
 def _cpu_copy(model: torch.nn.Module) -> dict:
