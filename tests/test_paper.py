@@ -62,7 +62,7 @@ def test_descriptions_say_which_stages_and_volumes_an_experiment_uses():
     assert described["supervised"]["unlabeled_volumes"] == 0 and described["bcp"]["unlabeled_volumes"] == 4
     assert all(d["labeled_volumes"] == 1 for d in described.values())
     assert described["aslseg"].items() >= {"sam": True, "sam_fine_tuned": True, "adaptation_network": True,
-                                           "prompt": "box", "selection": "threshold", "rounds": 2}.items()
+                                           "prompt": "box", "selection": "calibrated", "rounds": 2}.items()
     assert not described["bcp"]["sam"] and described["bcp"]["prompt"] == ""  # no loop: no Stage II or III
     zero_shot = describe(settings(sam={"finetune": {"enabled": False}}))
     assert zero_shot["sam"] and not zero_shot["sam_fine_tuned"]
@@ -78,7 +78,7 @@ def test_markdown_prints_percent_and_mm_with_sd_only_where_there_are_seeds():
     assert lines[2].startswith("| aslseg | bcp | 1 | 4 | 2 | 72.00 ± 2.00 | 36.00 ± 1.00 | 10.00 ± 0.00 |")
     assert lines[3] == "| supervised | supervised | 1 | 0 | 0 | 30.00 | 15.00 | n/a | n/a | 0 |"
     ablation = to_markdown(paper_table(RUNS, descriptions("bcp", "aslseg")), ABLATION_COLUMNS).splitlines()
-    assert "| bcp | bcp | – | – |  | – |  | 0 |" in ablation[2] and "| aslseg | bcp | ✓ | ✓ | box | ✓ | threshold | 2 |" in ablation[3]
+    assert "| bcp | bcp | – | – |  | – |  | 0 |" in ablation[2] and "| aslseg | bcp | ✓ | ✓ | box | ✓ | calibrated | 2 |" in ablation[3]
 
 
 def case_rows(experiment, dices, seed=0):
