@@ -184,7 +184,8 @@ def round_training(experiment):
 
 
 def loop_name(experiment):
-    """A loop: the SSL method and a hash of the round-0 run, the SAM run, AN and the selection settings."""
+    """A loop: the SSL method and a hash of the round-0 run, the SAM run, AN, the selection settings and how
+    its rounds train (`round_training`)."""
     settings = EXPERIMENTS[experiment]
     key = settings_key(ssl_run(experiment), sam_run_name(settings["sam"]),
                        adapt_run_name(settings["sam"], settings["adapt"]), rule_settings(settings["select"]),
