@@ -57,7 +57,7 @@ def train_round(log) -> None:
     truth_share = snakemake.params.loop.get("truth_share")
     if n_pseudo:
         log.info("labeled batches: %s", "one pool of ground truth and pseudo labels" if truth_share is None
-                 else f"a share of {truth_share:g} from the ground truth, the rest pseudo-labeled")
+                 else f"at least a share of {truth_share:g} from the ground truth, the rest pseudo-labeled")
     device = default_device()
     log.info("%s on %s: %d labeled slices (%d pseudo-labeled), %d unlabeled slices, %d val volumes", ssl["method"],
              device, len(labeled), n_pseudo, len(unlabeled) if unlabeled else 0, len(val))

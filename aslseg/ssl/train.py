@@ -43,7 +43,8 @@ def train(
     truth_share: float | None = None,
 ) -> TrainResult:
     """Train SS(.) with `method` on labeled slices (and unlabeled ones, for SSL methods). With `truth_share`
-    and pseudo-labeled slices among the labeled ones, that share of every labeled batch is ground truth."""
+    and pseudo-labeled slices among the labeled ones, at least that share of every labeled batch is ground
+    truth (StratifiedBatchSampler)."""
     settings, precision = settings.on_device(device)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
