@@ -39,6 +39,7 @@ include: "rules/ssl.smk"
 include: "rules/sam.smk"
 include: "rules/adapt.smk"
 include: "rules/select.smk"
+include: "rules/liver.smk"
 include: "rules/paper.smk"
 
 

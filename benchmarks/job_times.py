@@ -18,7 +18,7 @@ import pandas as pd
 from aslseg.precision import cpu_report
 
 # "SS(.): bf16 autocast (auto: CPU ... has AVX512-BF16)", as Precision.describe writes it into job logs
-PRECISION_LINE = re.compile(r"INFO ((?:SS|AN)\(\.\)|SAM's [a-z ]+): (bf16 autocast|float32) \((.*)\)$")
+PRECISION_LINE = re.compile(r"INFO ((?:SS|AN)\(\.\)|SAM's [a-z ]+|liver): (bf16 autocast|float32) \((.*)\)$")
 
 
 def precisions_used(logs: Path) -> Counter:

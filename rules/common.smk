@@ -41,10 +41,10 @@ if DATA["source"] == "phantom":
     RAW_DIR = f"{RESULTS}/data/phantom"
     CASE_IDS = list(range(DATA["phantom"]["n_volumes"]))
 
-    def raw_case_files(wildcards):
+    def raw_files(case):
         return {
-            "volume": f"{RAW_DIR}/volume-{wildcards.case}.nii.gz",
-            "segmentation": f"{RAW_DIR}/segmentation-{wildcards.case}.nii.gz",
+            "volume": f"{RAW_DIR}/volume-{case}.nii.gz",
+            "segmentation": f"{RAW_DIR}/segmentation-{case}.nii.gz",
         }
 
 else:
@@ -53,10 +53,15 @@ else:
     RAW_DIR = DATA["lits_dir"]
     CASE_IDS = sorted(LITS_CASES)
 
-    def raw_case_files(wildcards):
-        files = LITS_CASES[int(wildcards.case)]
+    def raw_files(case):
+        files = LITS_CASES[int(case)]
         # ancient(): raw data is read in place; a touched timestamp alone must not redo everything.
         return {"volume": ancient(str(files.volume)), "segmentation": ancient(str(files.segmentation))}
+
+
+def raw_case_files(wildcards):
+    """The LiTS-format volume and segmentation of the {case} wildcard's case."""
+    return raw_files(wildcards.case)
 
 
 # ---- resources --------------------------------------------------------------------------------------------

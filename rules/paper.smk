@@ -14,11 +14,12 @@ rule paper:
 rule paper_runs:
     """One row per paper experiment x round x seed with its test means (results/summary.csv's columns)."""
     input:
-        [row["summary"] for row in PAPER_RUNS],
+        summaries=[row["summary"] for row in PAPER_RUNS],
+        end_to_end=[row["end_to_end"] for row in PAPER_RUNS],
     output:
         report(f"{PAPER_DIR}/runs.csv", caption="../docs/report/summary.rst", category="Paper"),
     params:
-        rows=[{key: row[key] for key in ("experiment", "round", "seed", "run")} for row in PAPER_RUNS],
+        rows=[{key: row[key] for key in SUMMARY_KEYS} for row in PAPER_RUNS],
     log:
         f"{LOGS}/paper/runs.log",
     localrule: True

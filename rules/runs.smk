@@ -5,6 +5,7 @@
 #   results/ssl/{run}/seed-S/                    round 0: a Stage I model ({model} = ssl/{run}/seed-S)
 #   results/loop/{loop}/seed-S/round-R/          round R >= 1 of an ASLseg loop ({model} = loop/{loop}/seed-S/round-R)
 #     model.pt, test_summary.json, pl1/          Stage I of the round: model, test metrics, Pseudo Label 1
+#     predictor.json, end_to_end/                what predicting new scans takes; test metrics, predicted liver
 #     sam-{samrun}/prompts|pl2/                  Stage II: prompts from PL1, Pseudo Label 2
 #       adapt-{adaptrun}/pl3/                    Stage III: Pseudo Label 3 (adaptrun "none": PL2 as is)
 #         select-{select}/                       scores.csv, labeled_next_round.csv, pseudo_label_quality.json
@@ -12,6 +13,7 @@
 # A round-0 model is shared by every experiment with the same Stage I; a round R >= 1 model belongs to a
 # loop: the round-0 run, SAM, AN and selection settings that built its labeled list (not loop.rounds, so a
 # one-round and a two-round experiment share round 1).
+#   results/liver/{hash}/labeled-F/seed-S/model.pt   the liver model of a labeled draw (config liver, data.window)
 from dataclasses import dataclass
 
 from aslseg.select.reliability import rule_settings
@@ -310,11 +312,17 @@ def shard_images(wildcards):
     return [prepared_image(case) for case in cases]
 
 
+SUMMARY_KEYS = ("experiment", "round", "seed", "run", "model")  # the columns that say which model a row is
+
+
 def summary_rows(experiments, seeds):
-    """One row per experiment x seed x round, with its test summary (results/summary.csv: the targets' rows)."""
+    """One row per experiment x seed x round, with its model folder and test summaries, with the ground-truth
+    liver and end to end (results/summary.csv: the targets' rows)."""
     return [
         {"experiment": e, "round": r, "seed": s, "run": model_dir(e, s, r).split("/")[1],
-         "summary": f"{RESULTS}/{model_dir(e, s, r)}/test_summary.json"}
+         "model": model_dir(e, s, r),
+         "summary": f"{RESULTS}/{model_dir(e, s, r)}/test_summary.json",
+         "end_to_end": f"{RESULTS}/{model_dir(e, s, r)}/end_to_end/test_summary.json"}
         for e in experiments for s in seeds for r in rounds_of(e)
     ]
 
@@ -508,3 +516,74 @@ def comparison_inputs(wildcards):
         "images": [prepared_image(case) for case in test],
         "labels": [prepared_label(case) for case in test],
     }
+
+
+# ---- the liver stage and new scans (rules/liver.smk) ---------------------------------------------------
+LIVER = config["liver"]
+LIVER_KEY = settings_key(LIVER, {"window": DATA["window"]})
+PREDICT = config["predict"]
+
+
+def liver_model_file(labeled, seed):
+    """The liver model of a labeled fraction (number or wildcard string) and run seed."""
+    labeled = labeled if isinstance(labeled, str) else f"{labeled:g}"
+    return f"{RESULTS}/liver/{LIVER_KEY}/labeled-{labeled}/seed-{seed}/model.pt"
+
+
+def liver_train_inputs(wildcards):
+    """The labeled volumes (training) and val volumes (checkpoint selection), whole: the volumes whose labels
+    training may read."""
+    split_file = checkpoints.split.get(labeled=wildcards.labeled, seed=wildcards.seed).output[0]
+    split = json.loads(Path(split_file).read_text())
+    files = {group: [raw_files(case) for case in sorted(split[group])] for group in ("labeled", "val")}
+    return {
+        "split": split_file,
+        **{f"{group}_{kind}": [f[kind] for f in files[group]] for group in files for kind in ("volume", "segmentation")},
+    }
+
+
+def model_liver(wildcards):
+    """The liver model of the {model} wildcard's split."""
+    model = model_of(wildcards)
+    return liver_model_file(model.labeled, model.seed)
+
+
+def test_raw(kind):
+    """Input function: the test volumes' volume or segmentation files of the {model} wildcard's split."""
+    return lambda wildcards: [raw_files(case)[kind] for case in sorted(run_split(wildcards)["test"])]
+
+
+def predict_request():
+    """The model folder and the request that `snakemake predict` segments with (config `predict`)."""
+    experiment = PREDICT["experiment"] or config["targets"][-1]
+    if experiment not in EXPERIMENTS:
+        raise ConfigError(f"predict.experiment: {experiment!r} is not a target or paper experiment")
+    rounds = rounds_of(experiment)
+    round_index = rounds[-1] if PREDICT["round"] is None else PREDICT["round"]
+    if round_index not in rounds:
+        raise ConfigError(f"predict.round: experiment {experiment!r} has rounds {list(rounds)}, not {round_index}")
+    seed = config["seeds"][0] if PREDICT["seed"] is None else PREDICT["seed"]
+    return model_dir(experiment, seed, round_index), {"experiment": experiment, "round": round_index, "seed": seed}
+
+
+PREDICT_DIR = PREDICT["output"] or f"{RESULTS}/predictions"
+
+
+def predict_scans():
+    """Scan name -> file of every scan in predict.input (listed when the DAG is planned)."""
+    from aslseg.data.scans import ScanError, scan_files, scan_name
+
+    if PREDICT["input"] is None:
+        raise ConfigError("predict.input: the folder of scans to segment is not set "
+                          "(snakemake predict --config predict='{input: DIR}')")
+    try:
+        return {scan_name(path): str(path) for path in scan_files(PREDICT["input"])}
+    except ScanError as error:
+        raise ConfigError(f"predict.input: {error}") from error
+
+
+PREDICT_SCAN_OUTPUTS = {
+    "seg": f"{PREDICT_DIR}/{{scan}}_seg.nii.gz",
+    "sidecar": f"{PREDICT_DIR}/{{scan}}_seg.json",
+    **({"probability": f"{PREDICT_DIR}/{{scan}}_tumor_probability.nii.gz"} if PREDICT["probabilities"] else {}),
+}

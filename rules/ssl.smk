@@ -82,14 +82,15 @@ rule evaluate:
 
 
 rule summary:
-    """One row per experiment x round x seed: the test-set means and the number of cases behind them."""
+    """One row per experiment x round x seed: the test-set means and the number of cases behind them, with the
+    ground-truth liver and end to end with the predicted liver."""
     input:
-        [row["summary"] for row in summary_rows(config["targets"], config["seeds"])],
+        summaries=[row["summary"] for row in summary_rows(config["targets"], config["seeds"])],
+        end_to_end=[row["end_to_end"] for row in summary_rows(config["targets"], config["seeds"])],
     output:
         report(f"{RESULTS}/summary.csv", caption="../docs/report/summary.rst", category="Results"),
     params:
-        rows=[{key: row[key] for key in ("experiment", "round", "seed", "run")}
-              for row in summary_rows(config["targets"], config["seeds"])],
+        rows=[{key: row[key] for key in SUMMARY_KEYS} for row in summary_rows(config["targets"], config["seeds"])],
     log:
         f"{LOGS}/summary.log",
     localrule: True

@@ -19,7 +19,7 @@ from aslseg.prepared import Volume
 def run_row(experiment, round_index, seed, dice, hd95=10.0):
     return {"experiment": experiment, "round": round_index, "seed": seed, "dice": dice, "jaccard": dice / 2,
             "hd95_mm": hd95, "asd_mm": hd95 / 4, "lesion_sensitivity": 0.5, "lesion_precision": 0.5,
-            "fp_volume_ml_tumor_free": 1.0}
+            "fp_volume_ml_tumor_free": 1.0, "dice_predicted_liver": dice - 0.05, "liver_dice": 0.9}
 
 
 RUNS = pd.DataFrame([
@@ -74,9 +74,9 @@ def test_markdown_prints_percent_and_mm_with_sd_only_where_there_are_seeds():
     table = paper_table(RUNS, descriptions("aslseg", "supervised"))
     text = to_markdown(table, METHODS_COLUMNS)
     lines = text.splitlines()
-    assert lines[0] == "| Experiment | Stage I | Labeled | Unlabeled | Rounds | Dice (%) | Jaccard (%) | 95HD (mm) | ASD (mm) | Seeds |"
+    assert lines[0] == "| Experiment | Stage I | Labeled | Unlabeled | Rounds | Dice (%) | Jaccard (%) | 95HD (mm) | ASD (mm) | Dice, predicted liver (%) | Seeds |"
     assert lines[2].startswith("| aslseg | bcp | 1 | 4 | 2 | 72.00 ± 2.00 | 36.00 ± 1.00 | 10.00 ± 0.00 |")
-    assert lines[3] == "| supervised | supervised | 1 | 0 | 0 | 30.00 | 15.00 | n/a | n/a | 0 |"
+    assert lines[3] == "| supervised | supervised | 1 | 0 | 0 | 30.00 | 15.00 | n/a | n/a | 25.00 | 0 |"
     ablation = to_markdown(paper_table(RUNS, descriptions("bcp", "aslseg")), ABLATION_COLUMNS).splitlines()
     assert "| bcp | bcp | – | – |  | – |  | 0 |" in ablation[2] and "| aslseg | bcp | ✓ | ✓ | box | ✓ | calibrated | 2 |" in ablation[3]
 
@@ -98,7 +98,7 @@ def test_the_paired_comparison_matches_seed_and_volume_and_skips_tumor_free_volu
     assert np.isnan(paired.loc["supervised", "p_vs_reference"]) and np.isnan(paired.loc["bcp", "p_vs_reference"])
     table = paper_table(RUNS, descriptions("bcp", "aslseg"), paired)
     lines = to_markdown(table, METHODS_COLUMNS, "bcp").splitlines()
-    assert lines[0].endswith("| ASD (mm) | Dice vs bcp (%, paired) | Seeds |")
+    assert lines[0].endswith("| ASD (mm) | Dice, predicted liver (%) | Dice vs bcp (%, paired) | Seeds |")
     assert lines[2].endswith("| reference | 0 1 2 |") and "| +2.73 (p = 0.00" in lines[3]
     with pytest.raises(ValueError, match="cps"):
         paired_dice_test(pd.DataFrame(bcp), "cps")

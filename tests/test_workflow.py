@@ -22,6 +22,7 @@ pytestmark = pytest.mark.workflow
 TINY_SSL = {
     "targets": ["supervised", "bcp"],
     "ssl": {"iterations": 4, "batch_size": 2, "features": [4, 4, 8, 8, 16, 4], "val_every": 2, "uamt_passes": 1},
+    "liver": {"size": 32, "iterations": 4, "batch_size": 2, "features": [4, 4, 8, 8, 16, 4], "val_every": 2},
 }
 TINY_PHANTOM = {
     "seeds": [0, 1],
@@ -146,13 +147,21 @@ def test_pseudo_label_1_shards_partition_the_unlabeled_volumes(phantom_run):
 
 
 def test_an_ssl_setting_retrains_stage1_only(phantom_run):
-    assert planned_jobs(phantom_run, tiny(**{"ssl.lr": 0.01})) == {"ssl_train": 4, "evaluate": 4, "summary": 1, "all": 1}
+    assert planned_jobs(phantom_run, tiny(**{"ssl.lr": 0.01})) == {
+        "ssl_train": 4, "evaluate": 4, "predictor": 4, "evaluate_end_to_end": 4, "summary": 1, "all": 1}
+
+
+def test_a_liver_setting_retrains_the_liver_model_and_what_reads_it_only(phantom_run):
+    """One liver model per seed's split; Stage I and its ground-truth-liver evaluation stay."""
+    assert planned_jobs(phantom_run, tiny(**{"liver.lr": 0.02})) == {
+        "liver_train": 2, "predictor": 4, "evaluate_end_to_end": 4, "summary": 1, "all": 1}
 
 
 def test_a_setting_only_one_method_reads_retrains_that_method_only(phantom_run):
     """The tiny targets are supervised and bcp: UA-MT's passes concern neither, BCP's EMA decay only bcp."""
     assert planned_jobs(phantom_run, tiny(**{"ssl.uamt_passes": 7})) == {}
-    assert planned_jobs(phantom_run, tiny(**{"ssl.ema_decay": 0.9})) == {"ssl_train": 2, "evaluate": 2, "summary": 1, "all": 1}
+    assert planned_jobs(phantom_run, tiny(**{"ssl.ema_decay": 0.9})) == {
+        "ssl_train": 2, "evaluate": 2, "predictor": 2, "evaluate_end_to_end": 2, "summary": 1, "all": 1}
 
 
 def test_experiments_with_identical_settings_share_their_model(phantom_run):

@@ -18,9 +18,10 @@ METRICS = [
     ("jaccard", "Jaccard (%)", 100.0, 2),
     ("hd95_mm", "95HD (mm)", 1.0, 2),
     ("asd_mm", "ASD (mm)", 1.0, 2),
+    ("dice_predicted_liver", "Dice, predicted liver (%)", 100.0, 2),
 ]
-# Also in the CSV: lesion detection and false positives on tumor-free test volumes.
-EXTRA_METRICS = ["lesion_sensitivity", "lesion_precision", "fp_volume_ml_tumor_free"]
+# Also in the CSV: lesion detection and false positives on tumor-free test volumes, the liver model's Dice.
+EXTRA_METRICS = ["lesion_sensitivity", "lesion_precision", "fp_volume_ml_tumor_free", "liver_dice"]
 
 
 def describe(settings: dict) -> dict:
