@@ -84,7 +84,7 @@ class Predictor:
         probability = predict_probabilities(self.tumor, image, region=prepared.liver)
         full = restore_stack(probability, prepared.slice_index, prepared.crop_box, hu.shape)
         full = np.where(liver > 0, full, np.float32(0.0))
-        labels = liver.copy()
+        labels = np.where(liver > 0, LIVER, 0).astype(np.uint8)
         labels[full > self.record["threshold"]] = TUMOR
         return Segmentation(labels, full, True)
 
