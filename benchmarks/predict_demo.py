@@ -51,8 +51,9 @@ def resampled(image: nib.Nifti1Image, zooms_xyz, codes: str, order: int) -> nib.
     return out.as_reoriented(to)
 
 
-def overlay(ax, hu: np.ndarray, mask: np.ndarray, truth: np.ndarray, title: str) -> None:
-    ax.imshow(np.clip((hu.T + 160) / 400, 0, 1), cmap="gray", origin="lower", interpolation="nearest")
+def overlay(ax, hu: np.ndarray, mask: np.ndarray, truth: np.ndarray, title: str, aspect: float) -> None:
+    """A 2D slice of the file's grid (rows: its first in-plane axis, drawn left to right), in mm proportions."""
+    ax.imshow(np.clip((hu.T + 160) / 400, 0, 1), cmap="gray", origin="lower", interpolation="nearest", aspect=aspect)
     for label, colour in ((1, "lime"), (2, "red")):
         if (mask >= label).any():
             ax.contour((mask >= label).T, levels=[0.5], colors=colour, linewidths=0.8, origin="lower")
@@ -100,7 +101,8 @@ def main() -> None:
             take = [slice(None)] * 3
             take[axis] = pick
             overlay(ax, hu[tuple(take)], mask[tuple(take)], truth[tuple(take)],
-                    f"{name}\nstored {''.join(nib.aff2axcodes(truths[name].affine))}, {hu.shape}, slice {pick} of axis 3")
+                    f"{name}\nstored {''.join(nib.aff2axcodes(truths[name].affine))}, {hu.shape}, slice {pick} of axis 3",
+                    aspect=float(truths[name].header.get_zooms()[1] / truths[name].header.get_zooms()[0]))
         figure.suptitle(f"{args.experiment} (round {request['round']}, seed {request['seed']}): liver (green), tumor "
                         "(red), true tumor (yellow, dashed), on each file's own voxel grid", fontsize=8)
         figure.tight_layout()
