@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
 
 PROFILE = REPO / "profiles" / "slurm"
 PROFILE_CONFIG = yaml.safe_load((PROFILE / "config.v8+.yaml").read_text())
-GPU_RULES = ["ssl_train", "evaluate"]  # rules that request `gpu` when config resources.gpu > 0
+GPU_RULES = ["ssl_train", "evaluate", "liver_train", "evaluate_end_to_end"]  # rules of CONFIG that request `gpu` when config resources.gpu > 0
 HAS_GPU_RULE = (REPO / "rules" / "ssl.smk").exists()
 RUN_TIMEOUT = 420  # seconds for one snakemake run through SLURM (the tiny config takes well under a minute)
 
