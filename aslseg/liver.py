@@ -21,6 +21,7 @@ from monai.losses import DiceCELoss
 from scipy import ndimage
 
 from aslseg.data.prepare import resize_labels, resize_stack, window
+from aslseg.data.restore import restore_stack
 from aslseg.dice import pooled_dice
 from aslseg.io import atomic_path
 from aslseg.precision import Precision, resolve_bf16
@@ -151,9 +152,8 @@ class LiverModel:
         """The liver mask (uint8, display order, the scan's full resolution) of (S, H, W) HU; all zero when
         no pixel reaches the threshold."""
         probability = predict_probabilities(self.network, liver_input(hu, self.settings))
-        rows, cols = hu.shape[1:]
-        full = ndimage.zoom(probability, (1, rows / self.settings.size, cols / self.settings.size), order=1,
-                            mode="nearest", grid_mode=True)[:, :rows, :cols]
+        whole_slices = np.array([0, 0, hu.shape[1], hu.shape[2]])
+        full = restore_stack(probability, np.arange(len(hu)), whole_slices, hu.shape)
         return liver_shape(full > self.settings.threshold)
 
 

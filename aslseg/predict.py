@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from scipy import ndimage
 
 from aslseg.data.lits import CaseArrays, DataError
 from aslseg.data.prepare import prepare_case
-from aslseg.data.scans import Scan, ScanError, load_nifti_3d, load_scan, scan_files, scan_name
+from aslseg.data.restore import restore_stack
+from aslseg.data.scans import Scan, ScanError, load_scan, scan_files, scan_name
 from aslseg.gpus import default_device
 from aslseg.io import write_json
 from aslseg.liver import LiverModel, load_liver_model
@@ -89,38 +89,13 @@ class Predictor:
         return Segmentation(labels, full, True)
 
 
-def restore_stack(prepared: np.ndarray, slice_index: np.ndarray, crop_box: np.ndarray,
-                  full_shape: tuple[int, int, int]) -> np.ndarray:
-    """The inverse of preparation's geometry (aslseg/data/prepare.py) for a float stack such as a probability:
-    each prepared slice resized back to its crop box (linear, pixel areas aligned) and put into the full slice
-    it came from; zero in the slices and pixels preparation left out. float32 `full_shape`, display order."""
-    row0, col0, rows, cols = (int(v) for v in crop_box)
-    size_r, size_c = prepared.shape[1:]
-    boxed = ndimage.zoom(prepared.astype(np.float32, copy=False), (1, rows / size_r, cols / size_c), order=1,
-                         mode="nearest", grid_mode=True)[:, :rows, :cols]
-    full = np.zeros(full_shape, dtype=np.float32)
-    r0, c0 = max(row0, 0), max(col0, 0)
-    r1, c1 = min(row0 + rows, full_shape[1]), min(col0 + cols, full_shape[2])
-    full[slice_index, r0:r1, c0:c1] = boxed[:, r0 - row0 : r1 - row0, c0 - col0 : c1 - col0]
-    return full
-
-
 def liver_mask_for(scan: Scan, liver_dir: Path) -> np.ndarray:
     """The given liver mask of a scan (`<liver_dir>/<scan name>.nii[.gz]`, nonzero = liver) in display order,
     checked against the scan's grid."""
     matches = [p for p in sorted(liver_dir.glob(f"{scan.name}.nii*")) if scan_name(p) == scan.name]
     if not matches:
         raise ScanError(f"{liver_dir}: no liver mask {scan.name}.nii[.gz] for {scan.path}")
-    image = load_nifti_3d(matches[0])
-    if image.shape != scan.native_shape:
-        raise ScanError(f"{matches[0]}: shape {image.shape} does not match {scan.path.name} {scan.native_shape}")
-    if not np.allclose(image.affine, scan.affine, atol=1e-3):
-        raise ScanError(f"{matches[0]}: affine differs from {scan.path.name}'s "
-                        f"(max difference {np.abs(image.affine - scan.affine).max():.4g} mm)")
-    mask = np.asanyarray(image.dataobj)
-    if not np.isfinite(mask).all():
-        raise ScanError(f"{matches[0]}: contains NaN or infinite voxels")
-    return scan.to_display((mask > 0).astype(np.uint8))
+    return (scan.read_on_grid(matches[0]) > 0).astype(np.uint8)
 
 
 def output_paths(output_dir: Path, name: str) -> dict[str, Path]:

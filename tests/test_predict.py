@@ -19,7 +19,7 @@ from aslseg.data.lits import CaseArrays
 from aslseg.data.prepare import prepare_case
 from aslseg.dice import pooled_dice
 from aslseg.liver import liver_shape
-from aslseg.predict import restore_stack
+from aslseg.data.restore import restore_stack
 from aslseg.io import write_nifti
 from tests.test_workflow import snakemake
 

@@ -68,6 +68,20 @@ class Scan:
         back = orientations.ornt_transform(RAS, self.to_ras)
         return np.ascontiguousarray(orientations.apply_orientation(display_to_ras(display), back))
 
+    def read_on_grid(self, path: str | Path) -> np.ndarray:
+        """Another image on this scan's grid (a mask, a label map), checked to share its shape and affine and
+        to be finite, in display order."""
+        image = load_nifti_3d(path)
+        if image.shape != self.native_shape:
+            raise ScanError(f"{path}: shape {image.shape} does not match {self.path.name} {self.native_shape}")
+        if not np.allclose(image.affine, self.affine, atol=1e-3):
+            raise ScanError(f"{path}: affine differs from {self.path.name}'s "
+                            f"(max difference {np.abs(image.affine - self.affine).max():.4g} mm)")
+        data = np.asanyarray(image.dataobj)
+        if not np.isfinite(data).all():
+            raise ScanError(f"{path}: contains NaN or infinite voxels")
+        return self.to_display(data)
+
     def write_native(self, path: str | Path, display: np.ndarray) -> None:
         """Write a display-order array as NIfTI in the file's grid: same shape, affine, qform and sform."""
         write_like(path, self.to_native(display), self.header, self.affine)
