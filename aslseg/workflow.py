@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import filecmp
 import logging
 import os
+import shutil
 import socket
 import sys
 import traceback
@@ -11,6 +13,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from aslseg.gpus import claim_gpus
+from aslseg.io import atomic_path
 from aslseg.malloc import keep_freed_memory
 
 
@@ -49,3 +52,26 @@ def job_logging(snakemake) -> Iterator[logging.Logger]:
     finally:
         if handle is not sys.stderr:
             handle.close()
+
+
+def reuse_previous_round_outputs(snakemake) -> None:
+    """End a round >= 1 job that would only repeat the previous round's: copy that job's outputs and exit 0.
+
+    ssl_train reuses the previous round's model when the previous selection accepted nothing (the list is
+    unchanged). Then every job derived from the model (PL1, prompts, PL2, PL3, scores, test metrics) has
+    exactly the previous round's inputs, so its outputs are the previous round's files. The rule passes the
+    round's model, the previous round's model and the previous round's outputs (rules/runs.smk,
+    `previous_round_inputs`); a job whose model differs does its work as usual.
+    """
+    inputs = snakemake.input
+    if "previous_outputs" not in inputs.keys():
+        return
+    if not filecmp.cmp(inputs.round_model, inputs.previous_model, shallow=False):
+        return
+    with job_logging(snakemake) as log:
+        for source, target in zip(inputs.previous_outputs, snakemake.output, strict=True):
+            with atomic_path(target) as tmp:
+                shutil.copyfile(source, tmp)
+        log.info("this round's model is the previous round's (%s), so this job repeats the previous round's: "
+                 "its outputs are copied from %s", inputs.previous_model, ", ".join(inputs.previous_outputs))
+    raise SystemExit(0)

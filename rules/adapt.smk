@@ -57,6 +57,7 @@ rule adapt_judge:
     """Does AN improve this round's real pseudo labels? AN refines the val volumes' PL2, and both are compared
     with their ground truth (pooled Dice): with adapt.fallback, PL3 is AN's only where it wins."""
     input:
+        unpack(previous_round_inputs("adapt_judge")),
         unpack(adapt_judge_inputs),
         code=script_code("adapt_judge.py"),
     output:
@@ -78,6 +79,7 @@ rule adapt_refine:
     """Pseudo Label 3 for one shard: AN(image ⊕ PL2 [⊕ SAM probability ⊕ PL1]); with adapt.fallback, PL2 as
     it is in a round where AN lost on the val volumes (rule adapt_judge)."""
     input:
+        unpack(previous_round_inputs("adapt_refine")),
         unpack(adapt_refine_inputs),
         code=script_code("adapt_refine.py"),
     output:

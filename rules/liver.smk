@@ -51,6 +51,7 @@ rule evaluate_end_to_end:
     """(Evaluation only: reads the test volumes' segmentations.) Each test volume segmented from its CT alone,
     as a new scan would be (predicted liver, the volume's own grid), and scored against its labels there."""
     input:
+        unpack(previous_round_inputs("evaluate_end_to_end")),
         predictor=f"{RESULTS}/{{model}}/predictor.json",
         tumor_model=f"{RESULTS}/{{model}}/model.pt",
         liver_model=model_liver,

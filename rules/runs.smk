@@ -270,6 +270,26 @@ def labeled_list_of(experiment, seed, round_index):
     return f"{selection_dir(experiment, seed, round_index - 1)}/labeled_next_round.csv"
 
 
+def previous_round_inputs(rule_name):
+    """Input function of a job derived from a round's model (ssl_predict ... evaluate_end_to_end): from round 1
+    on, the round's model, the previous round's model and this job's outputs in the previous round. A round
+    whose model is the previous round's (ssl_train reuses it when the list is unchanged) would only repeat
+    the previous round's jobs, so each copies those outputs (aslseg.workflow.reuse_previous_round_outputs)."""
+
+    def inputs(wildcards):
+        model = model_of(wildcards)
+        if model.round == 0:
+            return {}
+        previous = {**dict(wildcards.items()), "model": model_dir(model.experiment, model.seed, model.round - 1)}
+        return {
+            "round_model": f"{RESULTS}/{wildcards.model}/model.pt",
+            "previous_model": f"{RESULTS}/{previous['model']}/model.pt",
+            "previous_outputs": [pattern.format(**previous) for pattern in getattr(rules, rule_name).output],
+        }
+
+    return inputs
+
+
 # ---- splits and the inputs of Stage I jobs ----------------------------------------------------------------
 def run_split_file(wildcards):
     """The split a model trains on; a checkpoint, since which volumes' labels a job reads depends on it."""

@@ -59,6 +59,7 @@ rule sam_prompts:
     """One prompt per connected component of Pseudo Label 1 in one shard: an inspectable JSON (per slice, per
     component: area, box, points)."""
     input:
+        unpack(previous_round_inputs("sam_prompts")),
         pl1=f"{RESULTS}/{{model}}/pl1/shard-{{shard}}.npz",
         code=script_code("sam_prompts.py"),
     output:
@@ -80,6 +81,7 @@ rule sam_predict:
     """Pseudo Label 2 for one shard: SAM's mask for each prompt from cached embeddings, united per slice, at
     the prepared slices' resolution; each component's predicted IoU in a table beside it."""
     input:
+        unpack(previous_round_inputs("sam_predict")),
         unpack(sam_decoder),
         unpack(lambda wildcards: embedding_files(SAM_RUNS[wildcards.samrun])),
         prompts=f"{RESULTS}/{{model}}/sam-{{samrun}}/prompts/shard-{{shard}}.json",

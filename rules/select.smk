@@ -11,6 +11,7 @@ rule score:
     configured), and whether it is accepted; the threshold used (for rule calibrated: found on the val
     volumes' slices, scored the same way, with its precision curve)."""
     input:
+        unpack(previous_round_inputs("score")),
         unpack(selection_inputs),
         code=script_code("score.py"),
     output:
@@ -59,6 +60,7 @@ rule evaluate_pseudo_labels:
     the ground truth on the round's unlabeled slices, lesion-level misses and false positives of each, and the
     same on the accepted and the rejected slices (how precise the selection is)."""
     input:
+        unpack(previous_round_inputs("evaluate_pseudo_labels")),
         unpack(selection_inputs),
         pl2=lambda wildcards: [pseudo_label_2(wildcards.model, wildcards.samrun, k) for k in SHARDS],
         scores=f"{SELECTION}/scores.csv",

@@ -35,6 +35,7 @@ rule ssl_predict:
     """Pseudo Label 1 (probabilities and masks) for the unlabeled volumes of one shard (shard val: the val
     volumes, for a calibrated selection)."""
     input:
+        unpack(previous_round_inputs("ssl_predict")),
         model=f"{RESULTS}/{{model}}/model.pt",
         images=shard_images,
         code=script_code("ssl_predict.py"),
@@ -59,6 +60,7 @@ rule evaluate:
     """(Evaluation only: reads the test volumes' tumor labels.) Dice, Jaccard, 95HD, ASD in mm per test
     volume, lesion detection and false-positive volume, and their summary."""
     input:
+        unpack(previous_round_inputs("evaluate")),
         model=f"{RESULTS}/{{model}}/model.pt",
         images=lambda wildcards: [prepared_image(case) for case in run_split(wildcards)["test"]],
         labels=lambda wildcards: [prepared_label(case) for case in run_split(wildcards)["test"]],

@@ -24,7 +24,8 @@ pytestmark = pytest.mark.workflow
 # slice without liver above and below each liver, which SAM never sees.
 TINY_STAGE2 = {
     **TINY_SSL,
-    "targets": ["supervised", "aslseg", "aslseg_point", "aslseg_no_adapt", "aslseg_no_sam", "aslseg_calibrated"],
+    "targets": ["supervised", "aslseg", "aslseg_point", "aslseg_no_adapt", "aslseg_no_sam", "aslseg_calibrated",
+                "aslseg_accepts_nothing"],
     # aslseg runs two rounds; the ablations one (round 1 is trained and evaluated, nothing pseudo-labeled after it).
     "experiments": {
         "supervised": {"ssl": {"method": "supervised"}, "loop": {"rounds": 0}},
@@ -35,6 +36,9 @@ TINY_STAGE2 = {
                           "select": {"agreement_weight": 0.0, "confidence_weight": 1.0, "threshold": 0.5}},
         "aslseg_calibrated": {"ssl": {"method": "bcp"}, "select": {"rule": "calibrated", "min_val_slices": 1},
                               "loop": {"rounds": 1}},
+        # No threshold rests on that many val slices: every selection accepts nothing (as on the default, seed 0).
+        "aslseg_accepts_nothing": {"ssl": {"method": "bcp"}, "select": {"rule": "calibrated", "min_val_slices": 10**6},
+                                   "loop": {"rounds": 2}},
     },
     "seeds": [0],
     "data": {
@@ -97,8 +101,8 @@ def test_pseudo_label_2_follows_the_prompts_of_pseudo_label_1(stage2_run):
     results = stage2_run / "results"
     summary = pd.read_csv(results / "pseudo_label_summary.csv")
     assert sorted(zip(summary["experiment"], summary["round"])) == [
-        ("aslseg", 0), ("aslseg", 1), ("aslseg_calibrated", 0), ("aslseg_no_adapt", 0), ("aslseg_no_sam", 0),
-        ("aslseg_point", 0)]
+        ("aslseg", 0), ("aslseg", 1), ("aslseg_accepts_nothing", 0), ("aslseg_accepts_nothing", 1),
+        ("aslseg_calibrated", 0), ("aslseg_no_adapt", 0), ("aslseg_no_sam", 0), ("aslseg_point", 0)]
     summary = summary[summary["round"] == 0]
     assert summary["run"].nunique() == 1  # every variant refines the same Stage I model's PL1
     run = summary["run"].iloc[0]
@@ -135,7 +139,8 @@ def test_stage3_refines_scores_and_expands_the_labeled_list(stage2_run):
     report = json.loads(next(results.glob("adapt/model/*/labeled-0.2/seed-0/report.json")).read_text())
     assert 0 <= report["val_dice_an"] <= 1 and 0 <= report["val_dice_pl2"] <= 1
     qualities = list(results.glob("ssl/*/seed-0/sam-*/adapt-*/select-*/pseudo_label_quality.json"))
-    assert len(qualities) == 5  # round 0 of aslseg, aslseg_point, aslseg_no_adapt, aslseg_no_sam, aslseg_calibrated
+    # round 0 of aslseg, aslseg_point, aslseg_no_adapt, aslseg_no_sam, aslseg_calibrated, aslseg_accepts_nothing
+    assert len(qualities) == 6
     for path in qualities:
         quality = json.loads(path.read_text())
         assert all(0 <= quality[name]["dice"] <= 1 for name in ("pl1", "pl2", "pl3"))  # unlabeled volumes hold tumor
@@ -153,8 +158,9 @@ def test_stage3_refines_scores_and_expands_the_labeled_list(stage2_run):
                                   for c in split["unlabeled"])
     # AN is judged per round on the val volumes' real PL2; where it loses, the round's PL3 is PL2 itself.
     judgements = list(results.glob("*/**/sam-*/adapt-*/judgement.json"))
-    # round 0 of aslseg (whose folder aslseg_calibrated shares: same SS, SAM and AN) and aslseg_point; round 1 of aslseg
-    assert len(judgements) == 3
+    # round 0 of aslseg (whose folder the calibrated experiments share: same SS, SAM and AN) and aslseg_point;
+    # round 1 of aslseg and of aslseg_accepts_nothing
+    assert len(judgements) == 4
     for path in judgements:
         judgement = json.loads(path.read_text())
         assert judgement["val_cases"] == sorted(split["val"])
@@ -183,13 +189,17 @@ def test_a_calibrated_selection_finds_its_threshold_on_the_val_volumes(stage2_ru
                     for path in results.glob("ssl/*/seed-0/sam-*/adapt-*/select-*/calibration.json")}
     assert {c["rule"] for c in calibrations.values()} == {"threshold", "calibrated"}
     assert all(c["threshold"] == 0.5 for c in calibrations.values() if c["rule"] == "threshold")
-    [(folder, calibration)] = [(f, c) for f, c in calibrations.items() if c["rule"] == "calibrated"]
+    [(folder, calibration)] = [(f, c) for f, c in calibrations.items()
+                               if c["rule"] == "calibrated" and c["min_val_slices"] == 1]  # aslseg_calibrated
     # The val volumes went through Stages I-III like one more unlabeled shard, and only for this selection.
     adapt_dir = folder.parent
     for path in (adapt_dir.parent.parent / "pl1/shard-val.npz", adapt_dir.parent / "pl2/shard-val.npz",
                  adapt_dir / "pl3/shard-val.npz"):
         assert {int(k.split("_")[1]) for k in np.load(path).files if k.startswith("mask_")} == set(split["val"])
-    assert not list(results.glob("loop/**/pl3/shard-val.npz"))  # later rounds judge AN on val, never calibrate
+    # aslseg's round 1 (threshold rule) judges AN on the val volumes and never calibrates on them
+    aslseg = pd.read_csv(results / "summary.csv").query("experiment == 'aslseg' and round == 1")["run"].item()
+    assert list(results.glob(f"loop/{aslseg}/**/pl2/shard-val.npz"))
+    assert not list(results.glob(f"loop/{aslseg}/**/pl3/shard-val.npz"))
     assert calibration["val_eligible"] == (calibration["curve"][-1]["accepted"] if calibration["curve"] else 0)
     scores = pd.read_csv(folder / "scores.csv")
     if calibration["threshold"] is None:
@@ -214,7 +224,7 @@ def test_two_rounds_retrain_on_the_expanded_lists_and_evaluate_every_round(stage
     summary = pd.read_csv(results / "summary.csv")
     rounds = summary.groupby("experiment")["round"].apply(sorted).to_dict()
     assert rounds == {"supervised": [0], "aslseg": [0, 1, 2], "aslseg_point": [0, 1], "aslseg_no_adapt": [0, 1],
-                      "aslseg_no_sam": [0, 1], "aslseg_calibrated": [0, 1]}
+                      "aslseg_no_sam": [0, 1], "aslseg_calibrated": [0, 1], "aslseg_accepts_nothing": [0, 1, 2]}
     assert summary[["dice", "n_cases"]].notna().all().all()
     aslseg = summary[summary["experiment"] == "aslseg"].set_index("round")["run"]
     loop = aslseg[1]
@@ -253,6 +263,39 @@ def test_two_rounds_retrain_on_the_expanded_lists_and_evaluate_every_round(stage
             assert "a share of 0.5 from the ground truth" in log
 
 
+def test_a_round_whose_selection_accepted_nothing_copies_the_previous_rounds_outputs(stage2_run):
+    results = stage2_run / "results"
+    summary = pd.read_csv(results / "summary.csv")
+    runs = summary.query("experiment == 'aslseg_accepts_nothing'").set_index("round")["run"]
+    round_0, loop = results / f"ssl/{runs[0]}/seed-0", results / f"loop/{runs[1]}/seed-0"
+    for round_index in (1, 2):  # the model is reused, not retrained
+        assert (loop / f"round-{round_index}/model.pt").read_bytes() == (round_0 / "model.pt").read_bytes()
+    # Everything round 1 derives from its model (PL1, prompts, PL2, PL3, AN's judgement, scores, labeled list,
+    # test metrics) is round 0's file; only the predictor names its own folder's model.
+    derived = [path for path in (loop / "round-1").rglob("*") if path.is_file() and path.name != "predictor.json"]
+    top = {path.relative_to(loop / "round-1").parts[0] for path in derived}
+    assert {"pl1", "end_to_end", "test_summary.json", "test_cases.csv"} <= top and any(t.startswith("sam-box-") for t in top)
+    assert {"shard-0.npz", "shard-val.npz", "judgement.json", "scores.csv", "pseudo_label_quality.json"} <= {p.name for p in derived}
+    for path in derived:
+        assert path.read_bytes() == (round_0 / path.relative_to(loop / "round-1")).read_bytes(), path
+    for name in ("test_summary.json", "end_to_end/test_summary.json"):
+        assert (loop / "round-2" / name).read_bytes() == (round_0 / name).read_bytes()
+    rows = summary.query("experiment == 'aslseg_accepts_nothing'")
+    assert rows["dice"].nunique() == 1 and rows["dice_predicted_liver"].nunique() == 1
+    # ... and copied, not recomputed: each job's log says so; a round with a new model computes as usual.
+    logs = results / "logs"
+    copied = [path for path in logs.rglob("*.log") if f"loop/{runs[1]}/" in str(path)
+              and "outputs are copied from" in path.read_text()]
+    assert {path.relative_to(logs).parts[0] for path in copied} >= {
+        "ssl_predict", "sam_prompts", "sam_predict", "adapt_judge", "adapt_refine", "score", "evaluate_pseudo_labels",
+        "evaluate", "evaluate_end_to_end"}
+    aslseg = summary.query("experiment == 'aslseg'").set_index("round")["run"]
+    model_0, model_1 = results / f"ssl/{aslseg[0]}/seed-0/model.pt", results / f"loop/{aslseg[1]}/seed-0/round-1/model.pt"
+    if model_0.read_bytes() != model_1.read_bytes():
+        assert not [path for path in logs.rglob("*.log") if f"loop/{aslseg[1]}/seed-0/round-1" in str(path)
+                    and "outputs are copied from" in path.read_text()]
+
+
 def test_nothing_reruns_and_loop_or_ssl_edits_never_re_embed(stage2_run):
     assert planned_jobs(stage2_run, TINY_STAGE2) == {}
     ssl_edit = planned_jobs(stage2_run, changed(**{"ssl.lr": 0.01}))
@@ -272,9 +315,9 @@ def test_nothing_reruns_and_loop_or_ssl_edits_never_re_embed(stage2_run):
     assert all("/round-" in output for rule, output in threshold_edit if rule == "ssl_train")
     # The calibrated selection reads select.precision, not select.threshold; the threshold selections the reverse.
     [calibrated] = [path.parent for path in (stage2_run / "results").glob("ssl/*/seed-0/sam-*/adapt-*/select-*/calibration.json")
-                    if json.loads(path.read_text())["rule"] == "calibrated"]
+                    if json.loads(path.read_text())["rule"] == "calibrated" and json.loads(path.read_text())["min_val_slices"] == 1]
     assert not [output for rule, output in threshold_edit if str(calibrated.relative_to(stage2_run)) in output]
-    precision_edit = planned_outputs(stage2_run, changed(**{"select.precision": 0.9}))
+    precision_edit = planned_outputs(stage2_run, changed(**{"experiments.aslseg_calibrated.select.precision": 0.9}))
     [rescored] = [Path(output) for rule, output in precision_edit if rule == "score"]
     assert rescored.parent.parent == calibrated.parent  # a new selection of the same PL3
     assert not {"ssl_predict", "sam_predict", "adapt_refine"} & {rule for rule, _ in precision_edit}  # val shard kept

@@ -9,8 +9,9 @@ from aslseg.gpus import default_device
 from aslseg.io import write_json
 from aslseg.prepared import PreparedFiles
 from aslseg.pseudo_labels import read_masks, read_probabilities
-from aslseg.workflow import job_logging
+from aslseg.workflow import job_logging, reuse_previous_round_outputs
 
+reuse_previous_round_outputs(snakemake)  # the previous round's outputs, if this round has its model
 with job_logging(snakemake) as log:
     torch.set_num_threads(snakemake.threads)
     model, adapt, precision = load_adaptation(snakemake.input.model, default_device())

@@ -9,8 +9,9 @@ from aslseg.adapt.train import load_adaptation, refine_cases
 from aslseg.gpus import default_device
 from aslseg.prepared import PreparedFiles
 from aslseg.pseudo_labels import read_masks, read_probabilities, write_shard
-from aslseg.workflow import job_logging
+from aslseg.workflow import job_logging, reuse_previous_round_outputs
 
+reuse_previous_round_outputs(snakemake)  # the previous round's outputs, if this round has its model
 with job_logging(snakemake) as log:
     torch.set_num_threads(snakemake.threads)
     pl2, sam_probability = read_masks([snakemake.input.pl2]), read_probabilities([snakemake.input.pl2])

@@ -10,8 +10,9 @@ from aslseg.metrics import summarize
 from aslseg.prepared import PreparedFiles
 from aslseg.ssl.checkpoint import load_model
 from aslseg.ssl.evaluation import score_volumes
-from aslseg.workflow import job_logging
+from aslseg.workflow import job_logging, reuse_previous_round_outputs
 
+reuse_previous_round_outputs(snakemake)  # the previous round's outputs, if this round has its model
 with job_logging(snakemake) as log:
     torch.set_num_threads(snakemake.threads)
     model, checkpoint = load_model(snakemake.input.model, default_device())

@@ -11,8 +11,9 @@ from aslseg.gpus import default_device
 from aslseg.io import atomic_path, write_json
 from aslseg.metrics import case_metrics, summarize, volume_dice
 from aslseg.predict import TUMOR, Predictor
-from aslseg.workflow import job_logging
+from aslseg.workflow import job_logging, reuse_previous_round_outputs
 
+reuse_previous_round_outputs(snakemake)  # the previous round's outputs, if this round has its model
 with job_logging(snakemake) as log:
     torch.set_num_threads(snakemake.threads)
     predictor = Predictor.load(Path(snakemake.input.predictor).parent, default_device())

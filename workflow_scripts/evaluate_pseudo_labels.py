@@ -9,9 +9,9 @@ from aslseg.diagnostics import pseudo_label_quality, selection_precision
 from aslseg.io import write_json
 from aslseg.prepared import PreparedFiles
 from aslseg.pseudo_labels import read_masks
-from aslseg.workflow import job_logging
+from aslseg.workflow import job_logging, reuse_previous_round_outputs
 
-
+reuse_previous_round_outputs(snakemake)  # the previous round's outputs, if this round has its model
 with job_logging(snakemake) as log:
     files = PreparedFiles(snakemake.input.images, snakemake.input.labels)
     volumes = {case: files.volume(case) for case in sorted(files.images)}

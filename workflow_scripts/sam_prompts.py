@@ -3,8 +3,9 @@
 from aslseg.io import write_json
 from aslseg.pseudo_labels import read_masks
 from aslseg.sam.prompts import slice_prompts
-from aslseg.workflow import job_logging
+from aslseg.workflow import job_logging, reuse_previous_round_outputs
 
+reuse_previous_round_outputs(snakemake)  # the previous round's outputs, if this round has its model
 with job_logging(snakemake) as log:
     settings = snakemake.params.prompt
     cases, slices = {}, []

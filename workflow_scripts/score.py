@@ -8,8 +8,9 @@ import pandas as pd
 from aslseg.io import atomic_path, write_json
 from aslseg.select.reliability import SelectSettings, calibrate_threshold, select
 from aslseg.select.scoring import score_shards, val_right
-from aslseg.workflow import job_logging
+from aslseg.workflow import job_logging, reuse_previous_round_outputs
 
+reuse_previous_round_outputs(snakemake)  # the previous round's outputs, if this round has its model
 with job_logging(snakemake) as log:
     settings = SelectSettings.from_config(snakemake.params.select)
     inputs = snakemake.input
