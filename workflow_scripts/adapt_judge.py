@@ -1,6 +1,12 @@
 """Rule adapt_judge: does AN improve this round's real pseudo labels? AN refines the val volumes' PL2 and
 both are compared with the val ground truth (aslseg/adapt/judge.py)."""
 
+from aslseg.workflow import job_logging, reuse_previous_round_outputs
+
+# Before the imports below (torch, MONAI: seconds per job): in a round that has the previous round's
+# model this job only copies that round's outputs, and ends here.
+reuse_previous_round_outputs(snakemake)
+
 import torch
 
 from aslseg.adapt.judge import judge_adaptation
@@ -9,9 +15,7 @@ from aslseg.gpus import default_device
 from aslseg.io import write_json
 from aslseg.prepared import PreparedFiles
 from aslseg.pseudo_labels import read_masks, read_probabilities
-from aslseg.workflow import job_logging, reuse_previous_round_outputs
 
-reuse_previous_round_outputs(snakemake)  # the previous round's outputs, if this round has its model
 with job_logging(snakemake) as log:
     torch.set_num_threads(snakemake.threads)
     model, adapt, precision = load_adaptation(snakemake.input.model, default_device())

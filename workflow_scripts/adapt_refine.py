@@ -1,6 +1,12 @@
 """Rule adapt_refine: Pseudo Label 3 for one shard: AN(image ⊕ PL2 [⊕ SAM probability ⊕ PL1]), or PL2 as it
 is when the round's judgement (rule adapt_judge) found AN worse than PL2 on the val volumes."""
 
+from aslseg.workflow import job_logging, reuse_previous_round_outputs
+
+# Before the imports below (torch, MONAI: seconds per job): in a round that has the previous round's
+# model this job only copies that round's outputs, and ends here.
+reuse_previous_round_outputs(snakemake)
+
 import json
 
 import torch
@@ -9,9 +15,7 @@ from aslseg.adapt.train import load_adaptation, refine_cases
 from aslseg.gpus import default_device
 from aslseg.prepared import PreparedFiles
 from aslseg.pseudo_labels import read_masks, read_probabilities, write_shard
-from aslseg.workflow import job_logging, reuse_previous_round_outputs
 
-reuse_previous_round_outputs(snakemake)  # the previous round's outputs, if this round has its model
 with job_logging(snakemake) as log:
     torch.set_num_threads(snakemake.threads)
     pl2, sam_probability = read_masks([snakemake.input.pl2]), read_probabilities([snakemake.input.pl2])

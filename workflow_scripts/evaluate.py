@@ -1,6 +1,12 @@
 """Rule evaluate (reads test labels: evaluation only): SS(.) on every test volume, metrics per case in 3D in
 mm, and their summary."""
 
+from aslseg.workflow import job_logging, reuse_previous_round_outputs
+
+# Before the imports below (torch, MONAI: seconds per job): in a round that has the previous round's
+# model this job only copies that round's outputs, and ends here.
+reuse_previous_round_outputs(snakemake)
+
 import pandas as pd
 import torch
 
@@ -10,9 +16,7 @@ from aslseg.metrics import summarize
 from aslseg.prepared import PreparedFiles
 from aslseg.ssl.checkpoint import load_model
 from aslseg.ssl.evaluation import score_volumes
-from aslseg.workflow import job_logging, reuse_previous_round_outputs
 
-reuse_previous_round_outputs(snakemake)  # the previous round's outputs, if this round has its model
 with job_logging(snakemake) as log:
     torch.set_num_threads(snakemake.threads)
     model, checkpoint = load_model(snakemake.input.model, default_device())

@@ -1,6 +1,12 @@
 """Rule evaluate_end_to_end (reads the test volumes' segmentations: evaluation only): every test volume
 segmented from its CT alone through aslseg.predict, as a new scan is, and scored in its own grid."""
 
+from aslseg.workflow import job_logging, reuse_previous_round_outputs
+
+# Before the imports below (torch, MONAI: seconds per job): in a round that has the previous round's
+# model this job only copies that round's outputs, and ends here.
+reuse_previous_round_outputs(snakemake)
+
 from pathlib import Path
 
 import pandas as pd
@@ -11,9 +17,7 @@ from aslseg.gpus import default_device
 from aslseg.io import atomic_path, write_json
 from aslseg.metrics import case_metrics, summarize, volume_dice
 from aslseg.predict import TUMOR, Predictor
-from aslseg.workflow import job_logging, reuse_previous_round_outputs
 
-reuse_previous_round_outputs(snakemake)  # the previous round's outputs, if this round has its model
 with job_logging(snakemake) as log:
     torch.set_num_threads(snakemake.threads)
     predictor = Predictor.load(Path(snakemake.input.predictor).parent, default_device())

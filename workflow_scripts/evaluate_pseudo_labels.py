@@ -2,6 +2,12 @@
 counts of PL1, PL2 and PL3 against the ground truth, on all slices of the unlabeled volumes and on the round's
 unlabeled, prompted, accepted and rejected slices, and the precision of the selection."""
 
+from aslseg.workflow import job_logging, reuse_previous_round_outputs
+
+# Before the imports below (torch, MONAI: seconds per job): in a round that has the previous round's
+# model this job only copies that round's outputs, and ends here.
+reuse_previous_round_outputs(snakemake)
+
 import numpy as np
 import pandas as pd
 
@@ -9,9 +15,7 @@ from aslseg.diagnostics import pseudo_label_quality, selection_precision
 from aslseg.io import write_json
 from aslseg.prepared import PreparedFiles
 from aslseg.pseudo_labels import read_masks
-from aslseg.workflow import job_logging, reuse_previous_round_outputs
 
-reuse_previous_round_outputs(snakemake)  # the previous round's outputs, if this round has its model
 with job_logging(snakemake) as log:
     files = PreparedFiles(snakemake.input.images, snakemake.input.labels)
     volumes = {case: files.volume(case) for case in sorted(files.images)}

@@ -1,5 +1,11 @@
 """Rule sam_predict: Pseudo Label 2 of one shard from its prompts and the cached embeddings."""
 
+from aslseg.workflow import job_logging, reuse_previous_round_outputs
+
+# Before the imports below (torch, MONAI: seconds per job): in a round that has the previous round's
+# model this job only copies that round's outputs, and ends here.
+reuse_previous_round_outputs(snakemake)
+
 import json
 
 import pandas as pd
@@ -11,11 +17,9 @@ from aslseg.pseudo_labels import write_shard
 from aslseg.sam.embeddings import EmbeddingStore
 from aslseg.sam.model import load_configured_sam
 from aslseg.sam.predict import pseudo_label_2
-from aslseg.workflow import job_logging, reuse_previous_round_outputs
 
 COLUMNS = ["case", "position", "component", "input_area", "sam_area", "predicted_iou"]
 
-reuse_previous_round_outputs(snakemake)  # the previous round's outputs, if this round has its model
 with job_logging(snakemake) as log:
     torch.set_num_threads(snakemake.threads)
     sam = snakemake.params.sam

@@ -1,11 +1,15 @@
 """Rule sam_prompts: one prompt per connected component of Pseudo Label 1, per slice, for one shard."""
 
+from aslseg.workflow import job_logging, reuse_previous_round_outputs
+
+# Before the imports below (torch, MONAI: seconds per job): in a round that has the previous round's
+# model this job only copies that round's outputs, and ends here.
+reuse_previous_round_outputs(snakemake)
+
 from aslseg.io import write_json
 from aslseg.pseudo_labels import read_masks
 from aslseg.sam.prompts import slice_prompts
-from aslseg.workflow import job_logging, reuse_previous_round_outputs
 
-reuse_previous_round_outputs(snakemake)  # the previous round's outputs, if this round has its model
 with job_logging(snakemake) as log:
     settings = snakemake.params.prompt
     cases, slices = {}, []

@@ -2,15 +2,19 @@
 IoU and the final label's confidence), which slices are accepted, and the threshold used (for rule
 calibrated: found on the val volumes' slices, scored the same way and judged against their labels)."""
 
+from aslseg.workflow import job_logging, reuse_previous_round_outputs
+
+# Before the imports below (torch, MONAI: seconds per job): in a round that has the previous round's
+# model this job only copies that round's outputs, and ends here.
+reuse_previous_round_outputs(snakemake)
+
 import numpy as np
 import pandas as pd
 
 from aslseg.io import atomic_path, write_json
 from aslseg.select.reliability import SelectSettings, calibrate_threshold, select
 from aslseg.select.scoring import score_shards, val_right
-from aslseg.workflow import job_logging, reuse_previous_round_outputs
 
-reuse_previous_round_outputs(snakemake)  # the previous round's outputs, if this round has its model
 with job_logging(snakemake) as log:
     settings = SelectSettings.from_config(snakemake.params.select)
     inputs = snakemake.input

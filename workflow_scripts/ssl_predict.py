@@ -1,5 +1,11 @@
 """Rule ssl_predict: Pseudo Label 1 (tumor probability and mask) for the unlabeled slices of one shard."""
 
+from aslseg.workflow import job_logging, reuse_previous_round_outputs
+
+# Before the imports below (torch, MONAI: seconds per job): in a round that has the previous round's
+# model this job only copies that round's outputs, and ends here.
+reuse_previous_round_outputs(snakemake)
+
 import numpy as np
 import torch
 
@@ -8,9 +14,7 @@ from aslseg.prepared import PreparedFiles
 from aslseg.pseudo_labels import write_shard
 from aslseg.ssl.checkpoint import load_model
 from aslseg.ssl.network import predict_probabilities
-from aslseg.workflow import job_logging, reuse_previous_round_outputs
 
-reuse_previous_round_outputs(snakemake)  # the previous round's outputs, if this round has its model
 with job_logging(snakemake) as log:
     torch.set_num_threads(snakemake.threads)
     model, checkpoint = load_model(snakemake.input.model, default_device())

@@ -5,17 +5,9 @@ import json
 import shutil
 
 import pandas as pd
-import torch
 
-from aslseg.gpus import default_device
 from aslseg.io import atomic_path
-from aslseg.prepared import PreparedFiles
 from aslseg.select.expand import accepted_in
-from aslseg.ssl.checkpoint import save_checkpoint
-from aslseg.ssl.methods import METHODS
-from aslseg.ssl.settings import TrainSettings
-from aslseg.ssl.slices import load_round_slices, load_slices
-from aslseg.ssl.train import train
 from aslseg.workflow import job_logging
 
 
@@ -35,6 +27,18 @@ def reuse_previous_round(log) -> bool:
 
 
 def train_round(log) -> None:
+    # Imported here: a round that reuses the previous model never loads torch and MONAI (seconds per job).
+    import torch
+
+    from aslseg.gpus import default_device
+    from aslseg.prepared import PreparedFiles
+    from aslseg.ssl.checkpoint import save_checkpoint
+    from aslseg.ssl.methods import METHODS
+    from aslseg.ssl.settings import TrainSettings
+    from aslseg.ssl.slices import load_round_slices, load_slices
+    from aslseg.ssl.train import train
+
+    torch.set_num_threads(snakemake.threads)
     ssl = snakemake.params.ssl
     split = json.loads(open(snakemake.input.split).read())
     files = PreparedFiles(snakemake.input.images, snakemake.input.labels)
@@ -72,6 +76,5 @@ def train_round(log) -> None:
 
 
 with job_logging(snakemake) as log:
-    torch.set_num_threads(snakemake.threads)
     if not reuse_previous_round(log):
         train_round(log)
