@@ -144,6 +144,23 @@ def test_supervised_training_learns_and_checkpoint_reloads(tmp_path):
     assert probabilities.shape == val_slices.image.shape and 0 <= probabilities.min() <= probabilities.max() <= 1
 
 
+def test_weight_averaging_keeps_an_average_of_the_weights_and_changes_nothing_when_off():
+    torch.set_num_threads(1)
+    train_slices = bright_square_slices(seed=0)
+    val_slices = bright_square_slices(n=8, seed=1)
+    val = [Volume(0, val_slices.image, val_slices.tumor, (5.0, 1.0, 1.0))]
+    short = dict(iterations=30, val_every=30)
+    plain = train("supervised", train_slices, None, val, settings(**short), seed=0, progress=False)
+    again = train("supervised", train_slices, None, val, settings(**short, weight_average=None), seed=0, progress=False)
+    assert all(torch.equal(plain.state_dict[k], again.state_dict[k]) for k in plain.state_dict)
+    # decay 0: the average is the last step's weights; 0.9 lags behind them
+    last = train("supervised", train_slices, None, val, settings(**short, weight_average=0.0), seed=0, progress=False)
+    assert all(torch.allclose(plain.state_dict[k], last.state_dict[k]) for k in plain.state_dict)
+    averaged = train("supervised", train_slices, None, val, settings(**short, weight_average=0.9), seed=0, progress=False)
+    assert not all(torch.allclose(plain.state_dict[k], averaged.state_dict[k]) for k in plain.state_dict)
+    assert averaged.best_val_dice >= 0
+
+
 def test_bf16_network_runs_in_bfloat16_and_shares_float32_weights(tmp_path):
     torch.manual_seed(0)
     full, half = build_network(TINY), build_network(TINY, bf16=True)

@@ -52,6 +52,10 @@ class TrainSettings:
     bcp_pretrain: float | None = None  # share of training spent on labeled copy-paste pre-training
     bcp_box: float | None = None  # side of the pasted box as a share of the slice side
     bcp_unlabeled_weight: float | None = None  # loss weight of pseudo-labeled pixels
+    # Decay of an exponential moving average of the weights, which validation, the kept checkpoint and
+    # prediction then use (None: the weights as trained). Not a config key yet: benchmarks/ssl_variants.py
+    # measures it (issue 15: one training's variance is as large as the effects the loop is judged by).
+    weight_average: float | None = None
     # Dice over the tumor channel only, pooled over the batch: background Dice is ~1 whatever the network
     # does, and per-slice Dice on slices without tumor is undefined noise. Fixed, not configurable.
     dice_include_background: bool = False

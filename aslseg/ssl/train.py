@@ -5,6 +5,7 @@ lives in aslseg/ssl/methods/.
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 
@@ -17,6 +18,7 @@ from aslseg.ssl.augment import Augmenter
 from aslseg.ssl.methods import METHODS, Batch
 from aslseg.ssl.evaluation import Volume, mean_dice_with_tumor
 from aslseg.ssl.sampling import ForegroundBatchSampler, StratifiedBatchSampler
+from aslseg.ssl.schedules import ema_update
 from aslseg.ssl.settings import TrainSettings
 from aslseg.ssl.slices import SliceSet
 
@@ -56,7 +58,9 @@ def train(
     sampler = batch_sampler(labeled, settings, truth_share, rng)
     augment = Augmenter(settings.rotate_deg, settings.scale, settings.intensity, settings.flip, seed, device)
 
-    best = TrainResult(_cpu_copy(trainer.model()), 0, -1.0, precision=precision)
+    averaged = _frozen_copy(trainer.model()) if settings.weight_average is not None else None
+    kept = averaged if averaged is not None else trainer.model()  # the network validated and saved
+    best = TrainResult(_cpu_copy(kept), 0, -1.0, precision=precision)
     start = time.perf_counter()
     bar = Progress(settings.iterations, f"ssl_train {method}", "iterations", enabled=progress)
     for iteration in range(1, settings.iterations + 1):
@@ -72,13 +76,15 @@ def train(
         optimizer.step()
         schedule.step()
         trainer.after_step(iteration)
+        if averaged is not None:
+            ema_update(averaged, trainer.model(), settings.weight_average, iteration)
         bar.advance()
         if iteration % settings.val_every == 0 or iteration == settings.iterations:
-            dice = mean_dice_with_tumor(trainer.model(), val_volumes)
+            dice = mean_dice_with_tumor(kept, val_volumes)
             best.history.append({"iteration": iteration, "loss": loss.item(), **parts, "val_dice": dice})
             bar.note = f"loss {loss.item():.3f}, val Dice {dice:.3f}"
             if dice > best.best_val_dice:
-                best.state_dict = _cpu_copy(trainer.model())
+                best.state_dict = _cpu_copy(kept)
                 best.best_iteration, best.best_val_dice = iteration, dice
     best.seconds = time.perf_counter() - start
     return best
@@ -91,6 +97,13 @@ def batch_sampler(labeled: SliceSet, settings: TrainSettings, truth_share: float
         return StratifiedBatchSampler(labeled.has_tumor(), ~labeled.pseudo, settings.batch_size,
                                       settings.foreground_fraction, truth_share, rng)
     return ForegroundBatchSampler(labeled.has_tumor(), settings.batch_size, settings.foreground_fraction, rng)
+
+
+def _frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
+    averaged = copy.deepcopy(model)
+    for parameter in averaged.parameters():
+        parameter.requires_grad_(False)
+    return averaged
 
 
 def _cpu_copy(model: torch.nn.Module) -> dict:
