@@ -2,9 +2,7 @@
 
 from aslseg.workflow import job_logging, reuse_previous_round_outputs
 
-# Before the imports below (torch, MONAI: seconds per job): in a round that has the previous round's
-# model this job only copies that round's outputs, and ends here.
-reuse_previous_round_outputs(snakemake)
+reuse_previous_round_outputs(snakemake)  # before torch and MONAI load (aslseg/workflow.py)
 
 from aslseg.io import write_json
 from aslseg.pseudo_labels import read_masks

@@ -4,9 +4,7 @@ calibrated: found on the val volumes' slices, scored the same way and judged aga
 
 from aslseg.workflow import job_logging, reuse_previous_round_outputs
 
-# Before the imports below (torch, MONAI: seconds per job): in a round that has the previous round's
-# model this job only copies that round's outputs, and ends here.
-reuse_previous_round_outputs(snakemake)
+reuse_previous_round_outputs(snakemake)  # before torch and MONAI load (aslseg/workflow.py)
 
 import numpy as np
 import pandas as pd
