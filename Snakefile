@@ -7,6 +7,7 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 sys.path.insert(0, workflow.basedir)  # the aslseg package, also when it is not pip-installed
+from aslseg.artifacts import WILDCARDS
 from aslseg.config import validate_config
 
 
@@ -16,20 +17,10 @@ configfile: "config.yaml"
 validate_config(config, "config")  # snakemake.utils.validate + one-line errors that name the key
 
 
+# Every wildcard's pattern, from the module that names the artifacts (a {model} is round 0 of an SSL run or
+# round R >= 1 of a loop; shard "val" is the val volumes, predicted like an unlabeled shard).
 wildcard_constraints:
-    case=r"\d+",
-    seed=r"\d+",
-    labeled=r"\d+(\.\d+)?",
-    shard=r"\d+|val",  # val: the val volumes, predicted like an unlabeled shard (select.rule calibrated)
-    # a Stage I model: round 0 of an SSL run, or round R >= 1 of a loop (rules/runs.smk)
-    model=r"ssl/[a-z_]+-[0-9a-f]{10}/seed-\d+|loop/[a-z_]+-[0-9a-f]{10}/seed-\d+/round-[1-9]\d*",
-    samrun=r"none|[a-z_]+-[0-9a-f]{10}",
-    embed=r"[0-9a-f]{10}",
-    tune=r"[0-9a-f]{10}",
-    synth=r"[0-9a-f]{10}",
-    adapt=r"[0-9a-f]{10}",
-    adaptrun=r"none|[0-9a-f]{10}",
-    select=r"[0-9a-f]{10}",
+    **WILDCARDS,
 
 
 include: "rules/common.smk"

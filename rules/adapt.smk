@@ -10,8 +10,8 @@ rule adapt_synthesize:
         unpack(synthesis_inputs),
         code=script_code("adapt_synthesize.py"),
     output:
-        synthetic=f"{RESULTS}/adapt/synthetic/{{synth}}/labeled-{{labeled}}/seed-{{seed}}/synthetic.npz",
-        summary=f"{RESULTS}/adapt/synthetic/{{synth}}/labeled-{{labeled}}/seed-{{seed}}/synthetic.json",
+        synthetic=f"{RESULTS}/{SYNTHESIS_DIR}/synthetic.npz",
+        summary=f"{RESULTS}/{SYNTHESIS_DIR}/synthetic.json",
     params:
         sam=lambda wildcards: SYNTHS[wildcards.synth]["sam"],
         corruptions=lambda wildcards: SYNTHS[wildcards.synth]["adapt"]["corruptions"],
@@ -36,10 +36,10 @@ rule adapt_train:
         unpack(adapt_train_inputs),
         code=script_code("adapt_train.py"),
     output:
-        model=f"{RESULTS}/adapt/model/{{adapt}}/labeled-{{labeled}}/seed-{{seed}}/model.pt",
-        report=f"{RESULTS}/adapt/model/{{adapt}}/labeled-{{labeled}}/seed-{{seed}}/report.json",
+        model=f"{RESULTS}/{ADAPT_MODEL_DIR}/model.pt",
+        report=f"{RESULTS}/{ADAPT_MODEL_DIR}/report.json",
     params:
-        adapt=lambda wildcards: {key: ADAPTS[wildcards.adapt]["adapt"][key] for key in ADAPT_TRAINING},
+        adapt=lambda wildcards: adapt_training_settings(ADAPTS[wildcards.adapt]["adapt"]),
     log:
         f"{LOGS}/adapt_train/{{adapt}}_labeled-{{labeled}}_seed-{{seed}}.log",
     benchmark:
@@ -61,7 +61,7 @@ rule adapt_judge:
         unpack(adapt_judge_inputs),
         code=script_code("adapt_judge.py"),
     output:
-        f"{RESULTS}/{{model}}/sam-{{samrun}}/adapt-{{adaptrun}}/judgement.json",
+        f"{RESULTS}/{ADAPT_RUN_DIR}/judgement.json",
     log:
         f"{LOGS}/adapt_judge/{{model}}_sam-{{samrun}}_adapt-{{adaptrun}}.log",
     benchmark:
@@ -83,7 +83,7 @@ rule adapt_refine:
         unpack(adapt_refine_inputs),
         code=script_code("adapt_refine.py"),
     output:
-        f"{RESULTS}/{{model}}/sam-{{samrun}}/adapt-{{adaptrun}}/pl3/shard-{{shard}}.npz",
+        f"{RESULTS}/{ADAPT_RUN_DIR}/pl3/shard-{{shard}}.npz",
     log:
         f"{LOGS}/adapt_refine/{{model}}_sam-{{samrun}}_adapt-{{adaptrun}}_shard-{{shard}}.log",
     benchmark:

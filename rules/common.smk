@@ -2,11 +2,11 @@
 import json
 from pathlib import Path
 
-from aslseg.data.lits import discover_cases
+from aslseg.artifacts import labeled_name
 from aslseg.code_deps import package_modules
 from aslseg.config import ConfigError
+from aslseg.data.lits import discover_cases
 from aslseg.experiments import experiment_config, settings_key
-from aslseg.ssl.settings import method_settings
 
 RESULTS = config["results_dir"]
 LOGS = f"{RESULTS}/logs"
@@ -19,8 +19,7 @@ ENV = "../envs/aslseg.yaml"  # relative to the rule files
 
 def split_path(labeled, seed):
     """The split for a labeled fraction (a number, or the "{labeled}" wildcard) and a run seed."""
-    labeled = labeled if isinstance(labeled, str) else f"{labeled:g}"
-    return f"{RESULTS}/data/splits/labeled-{labeled}/seed-{seed}.json"
+    return f"{RESULTS}/data/splits/labeled-{labeled_name(labeled)}/seed-{seed}.json"
 
 
 def prepared_image(case):

@@ -1,30 +1,19 @@
-# Which artifacts each experiment needs, and their names. Every artifact is named by a hash of exactly what
-# it depends on, so experiments that would compute the same thing share it and an edit reruns only what it
-# touches. Functions and constants only (the rule files use them).
-#
-#   results/ssl/{run}/seed-S/                    round 0: a Stage I model ({model} = ssl/{run}/seed-S)
-#   results/loop/{loop}/seed-S/round-R/          round R >= 1 of an ASLseg loop ({model} = loop/{loop}/seed-S/round-R)
-#     model.pt, test_summary.json, pl1/          Stage I of the round: model, test metrics, Pseudo Label 1
-#     predictor.json, end_to_end/                what predicting new scans takes; test metrics, predicted liver
-#     sam-{samrun}/prompts|pl2/                  Stage II: prompts from PL1, Pseudo Label 2
-#       adapt-{adaptrun}/pl3/                    Stage III: Pseudo Label 3 (adaptrun "none": PL2 as is)
-#         select-{select}/                       scores.csv, labeled_next_round.csv, pseudo_label_quality.json
-#
-# A round-0 model is shared by every experiment with the same Stage I; a round R >= 1 model belongs to a
-# loop: the round-0 run, SAM, AN and selection settings that built its labeled list (not loop.rounds, so a
-# one-round and a two-round experiment share round 1).
+# Which artifacts each experiment needs, and the input functions that find them. What an artifact is called
+# and which settings it depends on lives in aslseg/artifacts.py (its docstring draws the folders); this file
+# wires those names to the experiments of this config. Functions and constants only (the rule files use them).
 #   results/liver/{hash}/labeled-F/seed-S/model.pt   the liver model of a labeled draw (config liver, data.window)
-from dataclasses import dataclass
-
-from aslseg.select.reliability import rule_settings
+from aslseg import artifacts
+from aslseg.artifacts import (
+    ADAPT_MODEL_DIR, ADAPT_RUN_DIR, EMBEDDINGS_DIR, FINETUNE_DIR, NONE, SAM_RUN_DIR, SELECTION_DIR, SYNTHESIS_DIR,
+    VAL_SHARD, Catalog, adapt_run_name, adapt_training_settings, finetune_settings, labeled_name, prompt_settings,
+    sam_embedding_settings, sam_predict_settings, sam_run_name,
+)
 
 # ---- experiments and Stage I runs -------------------------------------------------------------------------
 # The experiments of `targets` (rule all) and of the paper's tables (rule paper); each one's effective config
 # is validated here, before any job runs. A paper experiment that `experiments` does not define is an error
 # of the paper target only (paper_targets below), so a config with experiments of its own still runs its
 # targets.
-# An SSL run is named by its method and a hash of what the model depends on (the ssl settings its method
-# reads, the labeled fraction).
 PAPER = config["paper"]
 PAPER_METHODS = [name for name in PAPER["methods"] if name in config["experiments"]]
 PAPER_ABLATION = [name for name in PAPER["ablation"] if name in config["experiments"]]
@@ -37,16 +26,12 @@ for _name, _settings in EXPERIMENTS.items():
                           "every slice; set select.agreement_weight to 0 and select.confidence_weight > 0")
 
 
+CATALOG = Catalog(EXPERIMENTS)
+SSL_RUNS = CATALOG.ssl_runs
+
+
 def ssl_run(experiment):
-    settings = EXPERIMENTS[experiment]
-    labeled = settings["data"]["split"]["labeled"]
-    return f"{settings['ssl']['method']}-{settings_key(method_settings(settings['ssl']), labeled)}"
-
-
-SSL_RUNS = {
-    ssl_run(name): {"ssl": method_settings(settings["ssl"]), "labeled": settings["data"]["split"]["labeled"]}
-    for name, settings in EXPERIMENTS.items()
-}
+    return artifacts.ssl_run_name(EXPERIMENTS[experiment])
 
 
 def rounds_of(experiment):
@@ -55,44 +40,9 @@ def rounds_of(experiment):
 
 
 # ---- Stage II: the medical SAM --------------------------------------------------------------------------
-# Three levels of sharing, each named by a hash of exactly what it depends on:
-# - embeddings (backend, weights, precision, sharding): one set for every experiment, seed and round;
-# - a fine-tuned decoder (+ fine-tuning and prompt-shape settings): per labeled fraction and seed;
-# - a SAM run (+ the prompt type and threshold): applied to the Pseudo Label 1 of a model.
-EMBED_KEYS = ("backend", "model_type", "checkpoint", "input_norm", "bf16", "embed_batch", "shards")
-PROMPT_KEYS = ("box_margin", "min_component_pixels", "multipoint_n")
-
-
-def sam_embedding_settings(sam):
-    return {key: sam[key] for key in EMBED_KEYS}
-
-
-def sam_tuning_settings(sam):
-    return {"finetune": sam["finetune"], **{key: sam[key] for key in PROMPT_KEYS}}
-
-
-def sam_run_name(sam):
-    """A SAM run: "<prompt>-<hash of every SAM setting>" (box+point is spelled box_point in paths), or "none"
-    without SAM (sam.enabled false: PL1 is thresholded alone)."""
-    if not sam["enabled"]:
-        return "none"
-    settings = {**sam_embedding_settings(sam), **sam_tuning_settings(sam), "prompt": sam["prompt"], "threshold": sam["threshold"]}
-    return f"{sam['prompt'].replace('+', '_')}-{settings_key(settings)}"
-
-
-LOOP_EXPERIMENTS = [name for name, settings in EXPERIMENTS.items() if settings["loop"]["rounds"] >= 1]
+LOOP_EXPERIMENTS = CATALOG.loop_experiments
 STAGE2_EXPERIMENTS = [name for name in LOOP_EXPERIMENTS if EXPERIMENTS[name]["sam"]["enabled"]]
-SAM_RUNS = {sam_run_name(EXPERIMENTS[name]["sam"]): EXPERIMENTS[name]["sam"] for name in STAGE2_EXPERIMENTS}
-EMBEDDINGS = {settings_key(sam_embedding_settings(sam)): sam for sam in SAM_RUNS.values()}
-TUNES = {settings_key(sam_embedding_settings(sam), sam_tuning_settings(sam)): sam for sam in SAM_RUNS.values()}
-
-
-def embed_key(sam):
-    return settings_key(sam_embedding_settings(sam))
-
-
-def tune_key(sam):
-    return settings_key(sam_embedding_settings(sam), sam_tuning_settings(sam))
+SAM_RUNS, EMBEDDINGS, TUNES = CATALOG.sam_runs, CATALOG.embeddings, CATALOG.tunes
 
 
 def check_sam_weights():
@@ -114,119 +64,55 @@ def check_sam_weights():
 
 
 def embedding_files(sam):
-    key = embed_key(sam)
-    return {
-        "embeddings": [f"{RESULTS}/sam/embeddings/{key}/shard-{k}.npy" for k in range(sam["shards"])],
-        "embedding_index": [f"{RESULTS}/sam/embeddings/{key}/shard-{k}.json" for k in range(sam["shards"])],
-    }
+    return {name: [f"{RESULTS}/{path}" for path in paths] for name, paths in artifacts.embedding_files(sam).items()}
 
 
 def decoder_file(sam, labeled, seed):
     """{"decoder": the fine-tuned decoder a SAM run uses}, or {} when sam.finetune.enabled is false (zero-shot)."""
     if not sam["finetune"]["enabled"]:
         return {}
-    return {"decoder": f"{RESULTS}/sam/finetune/{tune_key(sam)}/labeled-{labeled}/seed-{seed}/decoder.pt"}
+    return {"decoder": f"{RESULTS}/{artifacts.finetune_dir(sam, labeled, seed)}/decoder.pt"}
 
 
 def finetune_report(experiment, seed):
     sam = EXPERIMENTS[experiment]["sam"]
     if not sam["enabled"] or not sam["finetune"]["enabled"]:
         return None
-    labeled = f"{EXPERIMENTS[experiment]['data']['split']['labeled']:g}"
-    return f"{RESULTS}/sam/finetune/{tune_key(sam)}/labeled-{labeled}/seed-{seed}/val_prompt_dice.json"
+    labeled = EXPERIMENTS[experiment]["data"]["split"]["labeled"]
+    return f"{RESULTS}/{artifacts.finetune_dir(sam, labeled, seed)}/val_prompt_dice.json"
 
 
 # ---- Stage III and selection ------------------------------------------------------------------------------
-# Synthetic pseudo-labels depend on the SAM run and the corruption settings; AN also on its training
-# settings; PL3 on AN and the PL2 it refines; the selection also on `select`. So editing select.threshold
-# redoes only the scoring and what follows, never SAM, AN or round 0 of Stage I.
-ADAPT_TRAINING = ("inputs", "iterations", "batch_size", "lr", "weight_decay", "features", "bf16", "foreground_fraction",
-                  "val_every", "rotate_deg", "scale", "intensity", "threshold")
-
-
-def synth_key(sam, adapt):
-    return settings_key(sam_run_name(sam), adapt["corruptions"], adapt["copies"])
-
-
-def adapt_model_name(sam, adapt):
-    """AN's name: a hash of its synthetic data and training settings."""
-    return settings_key(synth_key(sam, adapt), {key: adapt[key] for key in ADAPT_TRAINING})
-
-
-def adapt_run_name(sam, adapt):
-    """What makes PL3: AN's name, and with adapt.fallback a hash of it and the fallback (PL3 is then PL2
-    in a round where AN loses on the val volumes); "none" without AN (adapt.enabled false, or no SAM: PL2,
-    or PL1, is scored as it is)."""
-    if not adapt["enabled"] or not sam["enabled"]:
-        return "none"
-    name = adapt_model_name(sam, adapt)
-    return settings_key(name, {"fallback": True}) if adapt["fallback"] else name
-
-
-STAGE3 = {name: EXPERIMENTS[name] for name in STAGE2_EXPERIMENTS}
-SYNTHS = {synth_key(e["sam"], e["adapt"]): e for e in STAGE3.values() if e["adapt"]["enabled"]}
-ADAPTS = {adapt_model_name(e["sam"], e["adapt"]): e for e in STAGE3.values() if e["adapt"]["enabled"]}
-ADAPT_RUNS = {adapt_run_name(e["sam"], e["adapt"]): e for e in STAGE3.values() if e["adapt"]["enabled"]}
-SELECTS = {settings_key(rule_settings(EXPERIMENTS[e]["select"])): rule_settings(EXPERIMENTS[e]["select"])
-           for e in LOOP_EXPERIMENTS}
+SYNTHS, ADAPTS, ADAPT_RUNS, SELECTS = CATALOG.synths, CATALOG.adapts, CATALOG.adapt_runs, CATALOG.selects
 
 
 def adapt_report(experiment, seed):
     settings = EXPERIMENTS[experiment]
-    if adapt_run_name(settings["sam"], settings["adapt"]) == "none":
+    if adapt_run_name(settings["sam"], settings["adapt"]) == NONE:
         return None
-    labeled = f"{settings['data']['split']['labeled']:g}"
-    return f"{RESULTS}/adapt/model/{adapt_model_name(settings['sam'], settings['adapt'])}/labeled-{labeled}/seed-{seed}/report.json"
+    folder = artifacts.adapt_model_dir(settings["sam"], settings["adapt"], settings["data"]["split"]["labeled"], seed)
+    return f"{RESULTS}/{folder}/report.json"
 
 
 # ---- models and rounds ------------------------------------------------------------------------------------
 def round_training(experiment):
-    """How a loop's rounds >= 1 train beyond the ssl settings (config `loop` without `rounds`)."""
-    return {key: value for key, value in EXPERIMENTS[experiment]["loop"].items() if key != "rounds"}
+    return artifacts.round_training(EXPERIMENTS[experiment])
 
 
 def loop_name(experiment):
-    """A loop: the SSL method and a hash of the round-0 run, the SAM run, AN, the selection settings and how
-    its rounds train (`round_training`)."""
-    settings = EXPERIMENTS[experiment]
-    key = settings_key(ssl_run(experiment), sam_run_name(settings["sam"]),
-                       adapt_run_name(settings["sam"], settings["adapt"]), rule_settings(settings["select"]),
-                       round_training(experiment))
-    return f"{settings['ssl']['method']}-{key}"
+    return artifacts.loop_name(EXPERIMENTS[experiment])
 
 
-LOOPS = {loop_name(name): name for name in LOOP_EXPERIMENTS}
+LOOPS = CATALOG.loops
 
 
 def model_dir(experiment, seed, round_index):
     """The {model} of an experiment's round (a path under RESULTS)."""
-    if round_index == 0:
-        return f"ssl/{ssl_run(experiment)}/seed-{seed}"
-    return f"loop/{loop_name(experiment)}/seed-{seed}/round-{round_index}"
-
-
-@dataclass(frozen=True)
-class Model:
-    """What a {model} wildcard names: the SSL run it trains like, its seed and round, and (round >= 1) the
-    loop -- through `experiment`, one experiment of that loop, whose settings are the loop's."""
-
-    run: str
-    seed: int
-    round: int
-    experiment: str | None
-
-    @property
-    def labeled(self):
-        return f"{SSL_RUNS[self.run]['labeled']:g}"
+    return artifacts.model_dir(EXPERIMENTS[experiment], seed, round_index)
 
 
 def parse_model(model):
-    parts = model.split("/")
-    seed = int(parts[2].removeprefix("seed-"))
-    if parts[0] == "ssl":
-        return Model(parts[1], seed, 0, None)
-    experiment = LOOPS[parts[1]]
-    return Model(ssl_run(experiment), seed, int(parts[3].removeprefix("round-")), experiment)
+    return CATALOG.parse_model(model)
 
 
 def model_of(wildcards):
@@ -234,28 +120,19 @@ def model_of(wildcards):
 
 
 def selection_dir(experiment, seed, round_index):
-    """Where round `round_index`'s pseudo labels are scored and round `round_index` + 1's list is written."""
-    settings = EXPERIMENTS[experiment]
-    samrun = sam_run_name(settings["sam"])
-    adaptrun = adapt_run_name(settings["sam"], settings["adapt"])
-    select = settings_key(rule_settings(settings["select"]))
-    return f"{RESULTS}/{model_dir(experiment, seed, round_index)}/sam-{samrun}/adapt-{adaptrun}/select-{select}"
+    return f"{RESULTS}/{artifacts.selection_dir(EXPERIMENTS[experiment], seed, round_index)}"
 
 
 def pseudo_label_1(model, shard):
-    return f"{RESULTS}/{model}/pl1/shard-{shard}.npz"
+    return f"{RESULTS}/{artifacts.pseudo_label_1(model, shard)}"
 
 
 def pseudo_label_2(model, samrun, shard):
-    """SAM's masks of a shard, PL1 itself without SAM."""
-    return pseudo_label_1(model, shard) if samrun == "none" else f"{RESULTS}/{model}/sam-{samrun}/pl2/shard-{shard}.npz"
+    return f"{RESULTS}/{artifacts.pseudo_label_2(model, samrun, shard)}"
 
 
 def pseudo_label_3(model, samrun, adaptrun, shard):
-    """The final pseudo label of a shard: AN's PL3, PL2 without AN, PL1 without SAM."""
-    if adaptrun == "none":
-        return pseudo_label_2(model, samrun, shard)
-    return f"{RESULTS}/{model}/sam-{samrun}/adapt-{adaptrun}/pl3/shard-{shard}.npz"
+    return f"{RESULTS}/{artifacts.pseudo_label_3(model, samrun, adaptrun, shard)}"
 
 
 def final_pseudo_labels(experiment, seed, round_index):
@@ -319,10 +196,6 @@ def ssl_train_inputs(wildcards):
             path for r in range(model.round) for path in final_pseudo_labels(model.experiment, model.seed, r)
         ]
     return inputs
-
-
-# The val volumes go through Stages I-III like one more unlabeled shard when a selection is calibrated on them.
-VAL_SHARD = "val"
 
 
 def shard_images(wildcards):
@@ -408,9 +281,9 @@ def adapt_train_inputs(wildcards):
     settings = ADAPTS[wildcards.adapt]
     split = tune_split(wildcards)
     cases = sorted(split["labeled"] + split["val"])
-    key = synth_key(settings["sam"], settings["adapt"])
+    folder = artifacts.synthesis_dir(settings["sam"], settings["adapt"], wildcards.labeled, wildcards.seed)
     return {
-        "synthetic": f"{RESULTS}/adapt/synthetic/{key}/labeled-{wildcards.labeled}/seed-{wildcards.seed}/synthetic.npz",
+        "synthetic": f"{RESULTS}/{folder}/synthetic.npz",
         "split": tune_split_file(wildcards),
         "images": [prepared_image(c) for c in cases],
         "labels": [prepared_label(c) for c in cases],
@@ -419,20 +292,19 @@ def adapt_train_inputs(wildcards):
 
 def adapt_model_file(wildcards):
     model, settings = model_of(wildcards), ADAPT_RUNS[wildcards.adaptrun]
-    name = adapt_model_name(settings["sam"], settings["adapt"])
-    return f"{RESULTS}/adapt/model/{name}/labeled-{model.labeled}/seed-{model.seed}/model.pt"
+    return f"{RESULTS}/{artifacts.adapt_model_dir(settings['sam'], settings['adapt'], model.labeled, model.seed)}/model.pt"
 
 
 def adapt_refine_inputs(wildcards):
     """AN, the shard's PL1, PL2 and images, and with adapt.fallback the round's judgement of AN."""
     inputs = {
         "model": adapt_model_file(wildcards),
-        "pl2": f"{RESULTS}/{wildcards.model}/sam-{wildcards.samrun}/pl2/shard-{wildcards.shard}.npz",
+        "pl2": pseudo_label_2(wildcards.model, wildcards.samrun, wildcards.shard),
         "pl1": pseudo_label_1(wildcards.model, wildcards.shard),
         "images": shard_images(wildcards),
     }
     if ADAPT_RUNS[wildcards.adaptrun]["adapt"]["fallback"]:
-        inputs["judgement"] = f"{RESULTS}/{wildcards.model}/sam-{wildcards.samrun}/adapt-{wildcards.adaptrun}/judgement.json"
+        inputs["judgement"] = f"{RESULTS}/{ADAPT_RUN_DIR.format(model=wildcards.model, samrun=wildcards.samrun, adaptrun=wildcards.adaptrun)}/judgement.json"
     return inputs
 
 
@@ -441,11 +313,16 @@ def adapt_judge_inputs(wildcards):
     split = run_split(wildcards)
     return {
         "model": adapt_model_file(wildcards),
-        "pl2": f"{RESULTS}/{wildcards.model}/sam-{wildcards.samrun}/pl2/shard-{VAL_SHARD}.npz",
+        "pl2": pseudo_label_2(wildcards.model, wildcards.samrun, VAL_SHARD),
         "pl1": pseudo_label_1(wildcards.model, VAL_SHARD),
         "images": [prepared_image(case) for case in split["val"]],
         "labels": [prepared_label(case) for case in split["val"]],
     }
+
+
+def sam_components(wildcards, shard):
+    """SAM's per-component table of a shard (predicted IoU, area) beside its PL2."""
+    return f"{RESULTS}/{SAM_RUN_DIR.format(model=wildcards.model, samrun=wildcards.samrun)}/pl2/shard-{shard}.csv"
 
 
 def selection_inputs(wildcards):
@@ -457,15 +334,15 @@ def selection_inputs(wildcards):
         "pl1": [pseudo_label_1(wildcards.model, k) for k in SHARDS],
         "pl3": [pseudo_label_3(wildcards.model, wildcards.samrun, wildcards.adaptrun, k) for k in SHARDS],
     }
-    if wildcards.samrun != "none":
-        inputs["components"] = [f"{RESULTS}/{wildcards.model}/sam-{wildcards.samrun}/pl2/shard-{k}.csv" for k in SHARDS]
+    if wildcards.samrun != NONE:
+        inputs["components"] = [sam_components(wildcards, k) for k in SHARDS]
     if model.round >= 1:
         inputs["labeled_list"] = labeled_list_of(model.experiment, model.seed, model.round)
     if SELECTS[wildcards.select]["rule"] == "calibrated":  # the same on the val volumes, with their labels
         inputs["val_pl1"] = pseudo_label_1(wildcards.model, VAL_SHARD)
         inputs["val_pl3"] = pseudo_label_3(wildcards.model, wildcards.samrun, wildcards.adaptrun, VAL_SHARD)
-        if wildcards.samrun != "none":
-            inputs["val_components"] = f"{RESULTS}/{wildcards.model}/sam-{wildcards.samrun}/pl2/shard-{VAL_SHARD}.csv"
+        if wildcards.samrun != NONE:
+            inputs["val_components"] = sam_components(wildcards, VAL_SHARD)
         inputs["val_labels"] = [prepared_label(case) for case in run_split(wildcards)["val"]]
     return inputs
 
@@ -475,7 +352,7 @@ def loop_rows(experiments, seeds):
     labels and selection (results/pseudo_label_summary.csv: the targets' rows)."""
     return [
         {"experiment": e, "seed": s, "round": r, "run": model_dir(e, s, r).split("/")[1],
-         "prompt": EXPERIMENTS[e]["sam"]["prompt"] if EXPERIMENTS[e]["sam"]["enabled"] else "none",
+         "prompt": EXPERIMENTS[e]["sam"]["prompt"] if EXPERIMENTS[e]["sam"]["enabled"] else NONE,
          "quality": f"{selection_dir(e, s, r)}/pseudo_label_quality.json", "finetune_report": finetune_report(e, s),
          "calibration": f"{selection_dir(e, s, r)}/calibration.json",
          "adapt_report": adapt_report(e, s), "labeled_list": f"{selection_dir(e, s, r)}/labeled_next_round.csv"}
@@ -528,7 +405,7 @@ def paper_targets(wildcards):
 def comparison_inputs(wildcards):
     """(Evaluation only.) The final model of each method at the first seed, and the test volumes with their
     tumor labels (the test set is the same for every seed and labeled fraction)."""
-    labeled = f"{EXPERIMENTS[PAPER_METHODS[0]]['data']['split']['labeled']:g}"
+    labeled = labeled_name(EXPERIMENTS[PAPER_METHODS[0]]["data"]["split"]["labeled"])
     split_file = checkpoints.split.get(labeled=labeled, seed=FIRST_SEED).output[0]
     test = json.loads(Path(split_file).read_text())["test"]
     return {
@@ -546,8 +423,7 @@ PREDICT = config["predict"]
 
 def liver_model_file(labeled, seed):
     """The liver model of a labeled fraction (number or wildcard string) and run seed."""
-    labeled = labeled if isinstance(labeled, str) else f"{labeled:g}"
-    return f"{RESULTS}/liver/{LIVER_KEY}/labeled-{labeled}/seed-{seed}/model.pt"
+    return f"{RESULTS}/liver/{LIVER_KEY}/labeled-{labeled_name(labeled)}/seed-{seed}/model.pt"
 
 
 def liver_train_inputs(wildcards):

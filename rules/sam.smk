@@ -14,8 +14,8 @@ rule sam_embed:
         images=lambda wildcards: [prepared_image(case) for case in embed_shard_cases(wildcards)],
         code=script_code("sam_embed.py"),
     output:
-        embeddings=f"{RESULTS}/sam/embeddings/{{embed}}/shard-{{shard}}.npy",
-        index=f"{RESULTS}/sam/embeddings/{{embed}}/shard-{{shard}}.json",
+        embeddings=f"{RESULTS}/{EMBEDDINGS_DIR}/shard-{{shard}}.npy",
+        index=f"{RESULTS}/{EMBEDDINGS_DIR}/shard-{{shard}}.json",
     params:
         sam=lambda wildcards: sam_embedding_settings(EMBEDDINGS[wildcards.embed]),
     log:
@@ -38,10 +38,10 @@ rule sam_finetune:
         unpack(sam_finetune_inputs),
         code=script_code("sam_finetune.py"),
     output:
-        decoder=f"{RESULTS}/sam/finetune/{{tune}}/labeled-{{labeled}}/seed-{{seed}}/decoder.pt",
-        report=f"{RESULTS}/sam/finetune/{{tune}}/labeled-{{labeled}}/seed-{{seed}}/val_prompt_dice.json",
+        decoder=f"{RESULTS}/{FINETUNE_DIR}/decoder.pt",
+        report=f"{RESULTS}/{FINETUNE_DIR}/val_prompt_dice.json",
     params:
-        sam=lambda wildcards: {**sam_embedding_settings(TUNES[wildcards.tune]), **sam_tuning_settings(TUNES[wildcards.tune])},
+        sam=lambda wildcards: finetune_settings(TUNES[wildcards.tune]),
     log:
         f"{LOGS}/sam_finetune/{{tune}}_labeled-{{labeled}}_seed-{{seed}}.log",
     benchmark:
@@ -63,9 +63,9 @@ rule sam_prompts:
         pl1=f"{RESULTS}/{{model}}/pl1/shard-{{shard}}.npz",
         code=script_code("sam_prompts.py"),
     output:
-        f"{RESULTS}/{{model}}/sam-{{samrun}}/prompts/shard-{{shard}}.json",
+        f"{RESULTS}/{SAM_RUN_DIR}/prompts/shard-{{shard}}.json",
     params:
-        prompt=lambda wildcards: {key: SAM_RUNS[wildcards.samrun][key] for key in ("prompt", *PROMPT_KEYS)},
+        prompt=lambda wildcards: prompt_settings(SAM_RUNS[wildcards.samrun]),
     log:
         f"{LOGS}/sam_prompts/{{model}}_sam-{{samrun}}_shard-{{shard}}.log",
     threads: 1
@@ -84,13 +84,13 @@ rule sam_predict:
         unpack(previous_round_inputs("sam_predict")),
         unpack(sam_decoder),
         unpack(lambda wildcards: embedding_files(SAM_RUNS[wildcards.samrun])),
-        prompts=f"{RESULTS}/{{model}}/sam-{{samrun}}/prompts/shard-{{shard}}.json",
+        prompts=f"{RESULTS}/{SAM_RUN_DIR}/prompts/shard-{{shard}}.json",
         code=script_code("sam_predict.py"),
     output:
-        masks=f"{RESULTS}/{{model}}/sam-{{samrun}}/pl2/shard-{{shard}}.npz",
-        components=f"{RESULTS}/{{model}}/sam-{{samrun}}/pl2/shard-{{shard}}.csv",
+        masks=f"{RESULTS}/{SAM_RUN_DIR}/pl2/shard-{{shard}}.npz",
+        components=f"{RESULTS}/{SAM_RUN_DIR}/pl2/shard-{{shard}}.csv",
     params:
-        sam=lambda wildcards: {**sam_embedding_settings(SAM_RUNS[wildcards.samrun]), "threshold": SAM_RUNS[wildcards.samrun]["threshold"]},
+        sam=lambda wildcards: sam_predict_settings(SAM_RUNS[wildcards.samrun]),
     log:
         f"{LOGS}/sam_predict/{{model}}_sam-{{samrun}}_shard-{{shard}}.log",
     benchmark:

@@ -2,7 +2,7 @@
 # PL1 per slice; the slices that pass join the next round's labeled list with PL3 as their label. Plus the
 # evaluation-only diagnostics of every pseudo label and of the selection.
 
-SELECTION = f"{RESULTS}/{{model}}/sam-{{samrun}}/adapt-{{adaptrun}}/select-{{select}}"
+SELECTION = f"{RESULTS}/{SELECTION_DIR}"
 SELECTION_LOG = "{model}_sam-{samrun}_adapt-{adaptrun}_select-{select}"
 
 

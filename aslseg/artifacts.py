@@ -1,0 +1,280 @@
+"""What the workflow's artifacts are called, and which settings each one depends on: the one home of the names
+that rules/runs.smk, the rule files and the Snakefile's wildcard constraints use.
+
+Every artifact is named by a hash (`experiments.settings_key`) of exactly the settings its job reads and the
+names of the artifacts it is derived from, so experiments that would compute the same thing share it and an
+edit reruns only what it touches. Folders, relative to the results folder:
+
+    ssl/{run}/seed-S/                       round 0: a Stage I model ({model}), shared by every experiment
+                                            with the same Stage I
+    loop/{loop}/seed-S/round-R/             round R >= 1 of a loop ({model}): the round-0 run, SAM, AN and
+                                            selection settings that built its labeled list (not loop.rounds,
+                                            so a one-round and a two-round experiment share round 1)
+      pl1/                                  Pseudo Label 1 of the model
+      sam-{samrun}/pl2/                     Stage II: Pseudo Label 2 (samrun "none": PL1 is used as is)
+        adapt-{adaptrun}/pl3/               Stage III: Pseudo Label 3 (adaptrun "none": PL2 as is)
+          select-{select}/                  scores, the next round's labeled list
+    sam/embeddings/{embed}/                 one set for every experiment, seed and round
+    sam/finetune/{tune}/labeled-F/seed-S/   a fine-tuned decoder per labeled draw
+    adapt/synthetic/{synth}/labeled-F/seed-S/, adapt/model/{adapt}/labeled-F/seed-S/
+
+Everything here is a pure function of an experiment's effective config (`experiments.experiment_config`), so
+what shares and what reruns can be checked by unit tests (tests/test_artifacts.py) without Snakemake.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aslseg.experiments import settings_key
+from aslseg.select.reliability import rule_settings
+from aslseg.ssl.settings import method_settings
+
+# ---- which settings each artifact depends on -------------------------------------------------------------
+# The `sam` keys the embeddings depend on (backend, weights, precision, sharding): one set for every run.
+EMBED_KEYS = ("backend", "model_type", "checkpoint", "input_norm", "bf16", "embed_batch", "shards")
+# The prompt-shape keys: how a component of a mask becomes a box or points, for fine-tuning and prompting.
+PROMPT_KEYS = ("box_margin", "min_component_pixels", "multipoint_n")
+# The `adapt` keys AN's training reads (the corruption settings name its synthetic data instead).
+ADAPT_TRAINING = ("inputs", "iterations", "batch_size", "lr", "weight_decay", "features", "bf16", "foreground_fraction",
+                  "val_every", "rotate_deg", "scale", "intensity", "threshold")
+NONE = "none"  # the SAM run without SAM, the AN run without AN: the earlier pseudo label is used as it is
+VAL_SHARD = "val"  # the val volumes, predicted like one more unlabeled shard for a calibrated selection
+
+# ---- wildcard patterns (the Snakefile's wildcard_constraints) --------------------------------------------
+HASH = r"[0-9a-f]{10}"
+NAMED_HASH = rf"[a-z_]+-{HASH}"  # <method or prompt>-<hash>
+WILDCARDS = {
+    "case": r"\d+",
+    "seed": r"\d+",
+    "labeled": r"\d+(\.\d+)?",
+    "shard": rf"\d+|{VAL_SHARD}",
+    "model": rf"ssl/{NAMED_HASH}/seed-\d+|loop/{NAMED_HASH}/seed-\d+/round-[1-9]\d*",
+    "samrun": rf"{NONE}|{NAMED_HASH}",
+    "embed": HASH,
+    "tune": HASH,
+    "synth": HASH,
+    "adapt": HASH,
+    "adaptrun": rf"{NONE}|{HASH}",
+    "select": HASH,
+}
+
+
+# ---- folder patterns (relative to the results folder; the rule files' outputs are built from them) --------
+SAM_RUN_DIR = "{model}/sam-{samrun}"  # prompts/, pl2/
+ADAPT_RUN_DIR = SAM_RUN_DIR + "/adapt-{adaptrun}"  # pl3/, judgement.json
+SELECTION_DIR = ADAPT_RUN_DIR + "/select-{select}"
+EMBEDDINGS_DIR = "sam/embeddings/{embed}"
+DRAW = "labeled-{labeled}/seed-{seed}"  # per labeled draw: what is trained on a split's labeled volumes
+FINETUNE_DIR = "sam/finetune/{tune}/" + DRAW
+SYNTHESIS_DIR = "adapt/synthetic/{synth}/" + DRAW
+ADAPT_MODEL_DIR = "adapt/model/{adapt}/" + DRAW
+
+
+# ---- Stage I ----------------------------------------------------------------------------------------------
+def ssl_run_name(settings: dict) -> str:
+    """An SSL run: its method and a hash of what the model depends on (the ssl settings its method reads, the
+    labeled fraction)."""
+    ssl = settings["ssl"]
+    return f"{ssl['method']}-{settings_key(method_settings(ssl), settings['data']['split']['labeled'])}"
+
+
+def labeled_name(labeled: float | str) -> str:
+    """A labeled fraction as paths spell it (0.1, not 0.10); a wildcard string is already spelled so."""
+    return labeled if isinstance(labeled, str) else f"{labeled:g}"
+
+
+# ---- Stage II: the medical SAM ----------------------------------------------------------------------------
+# Three levels of sharing: embeddings; a fine-tuned decoder (+ fine-tuning and prompt-shape settings) per
+# labeled draw; a SAM run (+ the prompt type and threshold) applied to the Pseudo Label 1 of a model.
+def sam_embedding_settings(sam: dict) -> dict:
+    return {key: sam[key] for key in EMBED_KEYS}
+
+
+def sam_tuning_settings(sam: dict) -> dict:
+    return {"finetune": sam["finetune"], **{key: sam[key] for key in PROMPT_KEYS}}
+
+
+def finetune_settings(sam: dict) -> dict:
+    """What sam_finetune reads: the embeddings it trains on, the fine-tuning and prompt-shape settings."""
+    return {**sam_embedding_settings(sam), **sam_tuning_settings(sam)}
+
+
+def prompt_settings(sam: dict) -> dict:
+    """What sam_prompts reads: the prompt type and how a component becomes one."""
+    return {"prompt": sam["prompt"], **{key: sam[key] for key in PROMPT_KEYS}}
+
+
+def sam_predict_settings(sam: dict) -> dict:
+    """What sam_predict reads beyond its inputs: the embeddings' settings and SAM's mask threshold."""
+    return {**sam_embedding_settings(sam), "threshold": sam["threshold"]}
+
+
+def embed_key(sam: dict) -> str:
+    return settings_key(sam_embedding_settings(sam))
+
+
+def tune_key(sam: dict) -> str:
+    return settings_key(sam_embedding_settings(sam), sam_tuning_settings(sam))
+
+
+def embedding_files(sam: dict) -> dict[str, list[str]]:
+    """Every shard's embeddings (.npy) and index (.json) of a SAM configuration."""
+    folder = EMBEDDINGS_DIR.format(embed=embed_key(sam))
+    return {
+        "embeddings": [f"{folder}/shard-{k}.npy" for k in range(sam["shards"])],
+        "embedding_index": [f"{folder}/shard-{k}.json" for k in range(sam["shards"])],
+    }
+
+
+def finetune_dir(sam: dict, labeled, seed) -> str:
+    """Where the decoder fine-tuned for a labeled draw lives (decoder.pt, val_prompt_dice.json)."""
+    return FINETUNE_DIR.format(tune=tune_key(sam), labeled=labeled_name(labeled), seed=seed)
+
+
+def sam_run_name(sam: dict) -> str:
+    """A SAM run: "<prompt>-<hash of every SAM setting>" (box+point is spelled box_point in paths), or "none"
+    without SAM (sam.enabled false: PL1 is thresholded alone)."""
+    if not sam["enabled"]:
+        return NONE
+    settings = {**finetune_settings(sam), **prompt_settings(sam), **sam_predict_settings(sam)}
+    return f"{sam['prompt'].replace('+', '_')}-{settings_key(settings)}"
+
+
+# ---- Stage III and the selection --------------------------------------------------------------------------
+# Synthetic pseudo-labels depend on the SAM run and the corruption settings; AN also on its training
+# settings; PL3 on AN and the PL2 it refines; the selection also on `select`. So editing select.threshold
+# redoes only the scoring and what follows, never SAM, AN or round 0 of Stage I.
+def synth_key(sam: dict, adapt: dict) -> str:
+    return settings_key(sam_run_name(sam), adapt["corruptions"], adapt["copies"])
+
+
+def adapt_training_settings(adapt: dict) -> dict:
+    return {key: adapt[key] for key in ADAPT_TRAINING}
+
+
+def adapt_model_name(sam: dict, adapt: dict) -> str:
+    """AN's name: a hash of its synthetic data and training settings."""
+    return settings_key(synth_key(sam, adapt), adapt_training_settings(adapt))
+
+
+def adapt_run_name(sam: dict, adapt: dict) -> str:
+    """What makes PL3: AN's name, and with adapt.fallback a hash of it and the fallback (PL3 is then PL2
+    in a round where AN loses on the val volumes); "none" without AN (adapt.enabled false, or no SAM: PL2,
+    or PL1, is scored as it is)."""
+    if not adapt["enabled"] or not sam["enabled"]:
+        return NONE
+    name = adapt_model_name(sam, adapt)
+    return settings_key(name, {"fallback": True}) if adapt["fallback"] else name
+
+
+def synthesis_dir(sam: dict, adapt: dict, labeled, seed) -> str:
+    return SYNTHESIS_DIR.format(synth=synth_key(sam, adapt), labeled=labeled_name(labeled), seed=seed)
+
+
+def adapt_model_dir(sam: dict, adapt: dict, labeled, seed) -> str:
+    """Where AN trained for a labeled draw lives (model.pt, report.json)."""
+    return ADAPT_MODEL_DIR.format(adapt=adapt_model_name(sam, adapt), labeled=labeled_name(labeled), seed=seed)
+
+
+def select_key(select: dict) -> str:
+    return settings_key(rule_settings(select))
+
+
+# ---- loops and rounds -------------------------------------------------------------------------------------
+def round_training(settings: dict) -> dict:
+    """How a loop's rounds >= 1 train beyond the ssl settings (config `loop` without `rounds`)."""
+    return {key: value for key, value in settings["loop"].items() if key != "rounds"}
+
+
+def loop_name(settings: dict) -> str:
+    """A loop: the SSL method and a hash of the round-0 run, the SAM run, AN, the selection settings and how
+    its rounds train (`round_training`)."""
+    key = settings_key(ssl_run_name(settings), sam_run_name(settings["sam"]),
+                       adapt_run_name(settings["sam"], settings["adapt"]), rule_settings(settings["select"]),
+                       round_training(settings))
+    return f"{settings['ssl']['method']}-{key}"
+
+
+def model_dir(settings: dict, seed: int, round_index: int) -> str:
+    """The {model} folder of an experiment's round."""
+    if round_index == 0:
+        return f"ssl/{ssl_run_name(settings)}/seed-{seed}"
+    return f"loop/{loop_name(settings)}/seed-{seed}/round-{round_index}"
+
+
+def selection_dir(settings: dict, seed: int, round_index: int) -> str:
+    """Where round `round_index`'s pseudo labels are scored and round `round_index` + 1's list is written."""
+    return SELECTION_DIR.format(model=model_dir(settings, seed, round_index), samrun=sam_run_name(settings["sam"]),
+                                adaptrun=adapt_run_name(settings["sam"], settings["adapt"]),
+                                select=select_key(settings["select"]))
+
+
+# ---- pseudo labels ----------------------------------------------------------------------------------------
+def pseudo_label_1(model: str, shard) -> str:
+    return f"{model}/pl1/shard-{shard}.npz"
+
+
+def pseudo_label_2(model: str, samrun: str, shard) -> str:
+    """SAM's masks of a shard, PL1 itself without SAM."""
+    if samrun == NONE:
+        return pseudo_label_1(model, shard)
+    return f"{SAM_RUN_DIR.format(model=model, samrun=samrun)}/pl2/shard-{shard}.npz"
+
+
+def pseudo_label_3(model: str, samrun: str, adaptrun: str, shard) -> str:
+    """The final pseudo label of a shard: AN's PL3, PL2 without AN, PL1 without SAM."""
+    if adaptrun == NONE:
+        return pseudo_label_2(model, samrun, shard)
+    return f"{ADAPT_RUN_DIR.format(model=model, samrun=samrun, adaptrun=adaptrun)}/pl3/shard-{shard}.npz"
+
+
+# ---- from names back to settings --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Model:
+    """What a {model} wildcard names: the SSL run it trains like, its seed and round, and (round >= 1) the
+    loop -- through `experiment`, one experiment of that loop, whose settings are the loop's."""
+
+    run: str
+    seed: int
+    round: int
+    experiment: str | None
+    labeled: str  # the labeled fraction its split draws, as paths spell it
+
+
+class Catalog:
+    """The artifacts of a set of experiments (name -> effective config), with the tables that turn each
+    name back into the settings its job reads."""
+
+    def __init__(self, experiments: dict[str, dict]):
+        self.experiments = experiments
+        self.loop_experiments = [name for name, e in experiments.items() if e["loop"]["rounds"] >= 1]
+        stage2 = [experiments[name] for name in self.loop_experiments if experiments[name]["sam"]["enabled"]]
+        self.ssl_runs = {
+            ssl_run_name(e): {"ssl": method_settings(e["ssl"]), "labeled": e["data"]["split"]["labeled"]}
+            for e in experiments.values()
+        }
+        self.sam_runs = {sam_run_name(e["sam"]): e["sam"] for e in stage2}
+        self.embeddings = {embed_key(sam): sam for sam in self.sam_runs.values()}
+        self.tunes = {tune_key(sam): sam for sam in self.sam_runs.values()}
+        with_adapt = [e for e in stage2 if e["adapt"]["enabled"]]
+        self.synths = {synth_key(e["sam"], e["adapt"]): e for e in with_adapt}
+        self.adapts = {adapt_model_name(e["sam"], e["adapt"]): e for e in with_adapt}
+        self.adapt_runs = {adapt_run_name(e["sam"], e["adapt"]): e for e in with_adapt}
+        self.selects = {select_key(experiments[name]["select"]): rule_settings(experiments[name]["select"])
+                        for name in self.loop_experiments}
+        self.loops = {loop_name(experiments[name]): name for name in self.loop_experiments}
+
+    def model_dir(self, experiment: str, seed: int, round_index: int) -> str:
+        return model_dir(self.experiments[experiment], seed, round_index)
+
+    def parse_model(self, model: str) -> Model:
+        """The Model a {model} folder names (KeyError for a run or loop of no experiment here)."""
+        parts = model.split("/")
+        seed = int(parts[2].removeprefix("seed-"))
+        if parts[0] == "ssl":
+            run, round_index, experiment = parts[1], 0, None
+        else:
+            experiment = self.loops[parts[1]]
+            run, round_index = ssl_run_name(self.experiments[experiment]), int(parts[3].removeprefix("round-"))
+        return Model(run, seed, round_index, experiment, labeled_name(self.ssl_runs[run]["labeled"]))
