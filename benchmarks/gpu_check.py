@@ -59,7 +59,7 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 
 from aslseg.adapt.corruptions import CorruptionSettings, synthesize  # noqa: E402
-from aslseg.adapt.synthesis import PromptSettings, synthetic_pseudo_labels  # noqa: E402
+from aslseg.adapt.synthesis import synthetic_pseudo_labels  # noqa: E402
 from aslseg.adapt.train import AdaptData, AdaptSettings, refine, train_adaptation  # noqa: E402
 from aslseg.dice import pooled_dice  # noqa: E402
 from aslseg.data.lits import CaseFiles, load_case  # noqa: E402
@@ -71,7 +71,7 @@ from aslseg.prepared import Volume  # noqa: E402
 from aslseg.sam.embeddings import EmbeddingStore, write_shard  # noqa: E402
 from aslseg.sam.finetune import FinetuneSettings, finetune, prompt_dice  # noqa: E402
 from aslseg.sam.model import load_configured_sam  # noqa: E402
-from aslseg.sam.prompts import PROMPT_TYPES, components, make_prompt  # noqa: E402
+from aslseg.sam.prompts import PROMPT_TYPES, PromptShape  # noqa: E402
 from aslseg.ssl.checkpoint import load_model, save_checkpoint  # noqa: E402
 from aslseg.ssl.evaluation import mean_dice_with_tumor  # noqa: E402
 from aslseg.ssl.network import build_network  # noqa: E402
@@ -341,10 +341,11 @@ def section_sam_load(ctx) -> dict:
 
 def component_prompts(masks: np.ndarray, sam: dict, prompt_type: str):
     """(row, component mask, prompt) for every tumor component of `masks` large enough to prompt."""
+    shape = PromptShape.from_config(sam)
     return [
-        (row, component, make_prompt(component, prompt_type, sam["box_margin"], sam["multipoint_n"]))
+        (row, component, shape.prompt(component, prompt_type))
         for row, mask in enumerate(masks)
-        for component in components(mask, sam["min_component_pixels"])
+        for component in shape.components(mask)
     ]
 
 
@@ -428,7 +429,7 @@ def section_sam_synthesize(ctx) -> dict:
     store = EmbeddingStore([shard])
     synthetic, seconds = timed(ctx.device, lambda: synthetic_pseudo_labels(
         ctx.sam, store, s.case, s.position, s.tumor, s.liver, CorruptionSettings.from_config(adapt["corruptions"]),
-        PromptSettings(sam["prompt"], sam["box_margin"], sam["min_component_pixels"], sam["multipoint_n"]),
+        sam["prompt"], PromptShape.from_config(sam),
         adapt["copies"], seed=0, threshold=sam["threshold"]))
     truth = s.tumor[np.repeat(np.arange(len(s.tumor)), adapt["copies"])]
     check(synthetic.pl2.shape == truth.shape, f"PL2 shape {synthetic.pl2.shape} vs {truth.shape}")
@@ -440,16 +441,13 @@ def section_sam_finetune(ctx) -> dict:
     """Decoder fine-tuning from the fp16 cache on the sampled tumor slices (a fresh decoder, not ctx.sam's)."""
     sam = ctx.config["sam"]
     tuning = {key: value for key, value in sam["finetune"].items() if key != "enabled"}
-    settings = FinetuneSettings.from_config(
-        {**tuning, **{key: sam[key] for key in ("box_margin", "multipoint_n", "min_component_pixels")},
-         "iterations": ctx.sizes.finetune_steps})
+    settings = FinetuneSettings.from_config({**tuning, "iterations": ctx.sizes.finetune_steps}, PromptShape.from_config(sam))
     model = load_configured_sam(sam, ctx.device)
     rows = np.flatnonzero(ctx.sam_slices.tumor.reshape(len(ctx.sam_slices.tumor), -1).any(1))
     embeddings, masks = ctx.cache[rows], ctx.sam_slices.tumor[rows]
 
     def dice() -> float | None:
-        return prompt_dice(model, embeddings, masks, "box", sam["box_margin"], sam["multipoint_n"],
-                           sam["min_component_pixels"])["dice"]
+        return prompt_dice(model, embeddings, masks, "box", settings.shape)["dice"]
 
     zero_shot = dice()
     initial = model.decoder_state_dict()

@@ -25,6 +25,7 @@ from aslseg.malloc import keep_freed_memory
 from aslseg.precision import cpu_report
 from aslseg.sam.finetune import FinetuneSettings, finetune
 from aslseg.sam.model import COMPILE_MIN_SLICES, load_sam
+from aslseg.sam.prompts import PromptShape
 
 
 def median_seconds(step, repeats: int) -> float:
@@ -87,9 +88,9 @@ def main() -> None:
     for i in range(len(masks)):
         masks[i][(yy - size * (0.3 + 0.05 * i)) ** 2 + (xx - size * 0.5) ** 2 < (size * 0.08) ** 2] = 1
     steps = 10
-    settings = FinetuneSettings(iterations=steps, batch_size=8, lr=1e-4, weight_decay=0.01, box_jitter=0.1, box_margin=3,
-                                prompts=("box", "point", "multipoint", "box+point"), multipoint_n=3,
-                                train_prompt_encoder=False, iou_loss_weight=1.0, min_component_pixels=4)
+    settings = FinetuneSettings(iterations=steps, batch_size=8, lr=1e-4, weight_decay=0.01, box_jitter=0.1,
+                                prompts=("box", "point", "multipoint", "box+point"), train_prompt_encoder=False,
+                                iou_loss_weight=1.0, shape=PromptShape(box_margin=3, min_component_pixels=4, multipoint_n=3))
     initial = model.decoder_state_dict()
     for bf16 in (False, True):
         model.decoder_bf16 = bf16

@@ -11,10 +11,12 @@ import torch
 
 from aslseg.sam.finetune import FinetuneSettings, finetune, prompt_dice
 from aslseg.sam.model import load_sam
+from aslseg.sam.prompts import PromptShape
 
 torch.set_num_threads(1)
 SIZE = 128
 MIN_PIXELS = 10
+SHAPE = PromptShape(box_margin=3, min_component_pixels=MIN_PIXELS, multipoint_n=3)
 
 
 def multifocal_slice(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -42,12 +44,10 @@ def settings(**changes) -> FinetuneSettings:
         lr=4e-4,
         weight_decay=0.01,
         box_jitter=0.1,
-        box_margin=3,
         prompts=("point",),
-        multipoint_n=3,
         train_prompt_encoder=False,
         iou_loss_weight=1.0,
-        min_component_pixels=MIN_PIXELS,
+        shape=SHAPE,
     )
     return FinetuneSettings(**{**base, **changes})
 
@@ -63,8 +63,7 @@ def data():
 
 
 def point_dice(model, embeddings, masks) -> dict:
-    return prompt_dice(model, embeddings, masks, "point", box_margin=3, multipoint_n=3,
-                       min_component_pixels=MIN_PIXELS)
+    return prompt_dice(model, embeddings, masks, "point", SHAPE)
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +73,7 @@ def tuned(data):
     model, embeddings, masks = data
     initial = model.decoder_state_dict()
     zero_shot = point_dice(model, embeddings, masks)
-    box_zero_shot = prompt_dice(model, embeddings, masks, "box", 3, 3, MIN_PIXELS)
+    box_zero_shot = prompt_dice(model, embeddings, masks, "box", SHAPE)
     result = finetune(model, embeddings, masks, settings(), seed=0, progress=False)
     after = point_dice(model, embeddings, masks)
     model.load_decoder_state(initial)
@@ -82,10 +81,13 @@ def tuned(data):
 
 
 def test_settings_from_config():
-    section = dataclasses.asdict(settings())
-    assert FinetuneSettings.from_config({**section, "prompts": ["box", "point"]}).prompts == ("box", "point")
+    section = {key: value for key, value in dataclasses.asdict(settings()).items() if key != "shape"}
+    tuned = FinetuneSettings.from_config({**section, "prompts": ["box", "point"]}, SHAPE)
+    assert tuned.prompts == ("box", "point") and tuned.shape == SHAPE
     with pytest.raises(KeyError, match="unknown"):
-        FinetuneSettings.from_config({**section, "epochs": 3})
+        FinetuneSettings.from_config({**section, "epochs": 3}, SHAPE)
+    with pytest.raises(KeyError, match="missing"):
+        FinetuneSettings.from_config({key: value for key, value in section.items() if key != "lr"}, SHAPE)
     with pytest.raises(ValueError, match="prompts"):
         settings(prompts=("scribble",))
 

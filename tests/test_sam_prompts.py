@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from aslseg.sam.prompts import box_of, components, interior_point, interior_points, make_prompt, slice_prompts
+from aslseg.sam.prompts import (
+    PromptShape, box_of, components, interior_point, interior_points, make_prompt, slice_prompts,
+)
 
 
 def three_lesions() -> np.ndarray:
@@ -15,7 +17,7 @@ def three_lesions() -> np.ndarray:
 
 
 def test_three_components_give_three_boxes_largest_first():
-    prompts = slice_prompts(three_lesions(), "box", margin=2, min_pixels=1, multipoint_n=3)
+    prompts = slice_prompts(three_lesions(), "box", PromptShape(box_margin=2, min_component_pixels=1, multipoint_n=3))
     assert [p["area"] for p in prompts] == [100, 72, 4]
     assert prompts[0]["box"] == [8, 3, 21, 16]  # x0, y0, x1, y1 with a 2-pixel margin
     assert prompts[1]["box"] == [38, 38, 53, 47]
@@ -24,7 +26,7 @@ def test_three_components_give_three_boxes_largest_first():
 
 def test_small_components_are_dropped_and_an_empty_mask_gives_no_prompt():
     assert len(components(three_lesions(), min_pixels=5)) == 2
-    assert slice_prompts(np.zeros((32, 32)), "box+point", margin=2, min_pixels=1, multipoint_n=3) == []
+    assert slice_prompts(np.zeros((32, 32)), "box+point", PromptShape(2, 1, 3)) == []
 
 
 def test_diagonal_neighbours_are_one_component():

@@ -8,12 +8,13 @@ import numpy as np
 import torch
 
 from aslseg.adapt.corruptions import CorruptionSettings
-from aslseg.adapt.synthesis import PromptSettings, synthetic_pseudo_labels
+from aslseg.adapt.synthesis import synthetic_pseudo_labels
 from aslseg.gpus import default_device
 from aslseg.io import write_json, write_npz
 from aslseg.prepared import PreparedFiles
 from aslseg.sam.embeddings import EmbeddingStore
 from aslseg.sam.model import load_configured_sam
+from aslseg.sam.prompts import PromptShape
 from aslseg.workflow import job_logging
 
 
@@ -41,12 +42,12 @@ with job_logging(snakemake) as log:
     files = PreparedFiles(snakemake.input.images, snakemake.input.labels)
     store = EmbeddingStore(snakemake.input.embeddings)
     corruptions = CorruptionSettings.from_config(snakemake.params.corruptions)
-    prompts = PromptSettings(sam["prompt"], sam["box_margin"], sam["min_component_pixels"], sam["multipoint_n"])
     arrays, summary = {}, {}
     for part, seed_offset in (("train", 0), ("val", 1)):
         cases = split["labeled"] if part == "train" else split["val"]
         case, position, tumor, liver, images = slices_of(files, cases)
-        synthetic = synthetic_pseudo_labels(model, store, case, position, tumor, liver, corruptions, prompts,
+        synthetic = synthetic_pseudo_labels(model, store, case, position, tumor, liver, corruptions, sam["prompt"],
+                                            PromptShape.from_config(sam),
                                             snakemake.params.copies, int(snakemake.wildcards.seed) * 2 + seed_offset,
                                             sam["threshold"], images)
         for name in ("case", "position", "pl1", "pl2", "sam_probability"):

@@ -12,7 +12,7 @@ from aslseg.prepared import PreparedFiles
 from aslseg.sam.embeddings import EmbeddingStore
 from aslseg.sam.finetune import FinetuneSettings, finetune, prompt_dice
 from aslseg.sam.model import load_configured_sam
-from aslseg.sam.prompts import PROMPT_TYPES
+from aslseg.sam.prompts import PROMPT_TYPES, PromptShape
 from aslseg.workflow import job_logging
 
 
@@ -33,9 +33,8 @@ with job_logging(snakemake) as log:
     torch.set_num_threads(snakemake.threads)
     sam = snakemake.params.sam
     tuning = {key: value for key, value in sam["finetune"].items() if key != "enabled"}
-    settings = FinetuneSettings.from_config(
-        {**tuning, **{key: sam[key] for key in ("box_margin", "multipoint_n", "min_component_pixels")}}
-    )
+    shape = PromptShape.from_config(sam)
+    settings = FinetuneSettings.from_config(tuning, shape)
     split = json.loads(open(snakemake.input.split).read())
     store = EmbeddingStore(snakemake.input.embeddings)
     files = PreparedFiles([], snakemake.input.labels)
@@ -47,8 +46,7 @@ with job_logging(snakemake) as log:
 
     def val_dice() -> dict:
         return {
-            prompt: prompt_dice(model, val_embeddings, val_masks, prompt, sam["box_margin"], sam["multipoint_n"],
-                                sam["min_component_pixels"])
+            prompt: prompt_dice(model, val_embeddings, val_masks, prompt, shape)
             for prompt in PROMPT_TYPES
         }
 

@@ -6,16 +6,16 @@ reuse_previous_round_outputs(snakemake)  # before torch and MONAI load (aslseg/w
 
 from aslseg.io import write_json
 from aslseg.pseudo_labels import read_masks
-from aslseg.sam.prompts import slice_prompts
+from aslseg.sam.prompts import PromptShape, slice_prompts
 
 with job_logging(snakemake) as log:
     settings = snakemake.params.prompt
+    shape = PromptShape.from_config(settings)
     cases, slices = {}, []
     for case, mask in sorted(read_masks([snakemake.input.pl1]).items()):
         cases[case] = list(mask.shape)
         for position, slice_mask in enumerate(mask):
-            prompts = slice_prompts(slice_mask, settings["prompt"], settings["box_margin"],
-                                    settings["min_component_pixels"], settings["multipoint_n"])
+            prompts = slice_prompts(slice_mask, settings["prompt"], shape)
             if prompts:
                 slices.append({"case": case, "position": position, "prompts": prompts})
     n_prompts = sum(len(entry["prompts"]) for entry in slices)

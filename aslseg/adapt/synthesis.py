@@ -13,15 +13,7 @@ from aslseg.adapt.corruptions import CorruptionSettings, synthesize
 from aslseg.sam.embeddings import EmbeddingStore
 from aslseg.sam.model import SamModel
 from aslseg.sam.predict import PromptedComponent, decode_prompts
-from aslseg.sam.prompts import slice_prompts
-
-
-@dataclass(frozen=True)
-class PromptSettings:
-    prompt: str
-    box_margin: float
-    min_component_pixels: int
-    multipoint_n: int
+from aslseg.sam.prompts import PromptShape, slice_prompts
 
 
 @dataclass(frozen=True)
@@ -42,7 +34,8 @@ def synthetic_pseudo_labels(
     tumor: np.ndarray,
     liver: np.ndarray,
     corruptions: CorruptionSettings,
-    prompts: PromptSettings,
+    prompt_type: str,
+    shape: PromptShape,
     copies: int,
     seed: int,
     threshold: float,
@@ -56,7 +49,7 @@ def synthetic_pseudo_labels(
         PromptedComponent(target, int(case[source[target]]), int(position[source[target]]), p["component"], p["area"],
                           p["box"], p["points"], p["point_labels"])
         for target, mask in enumerate(pl1)
-        for p in slice_prompts(mask, prompts.prompt, prompts.box_margin, prompts.min_component_pixels, prompts.multipoint_n)
+        for p in slice_prompts(mask, prompt_type, shape)
     ]
     pl2, probability, _ = decode_prompts(model, store, components, len(pl1), tumor.shape[-1], threshold)
     return SyntheticSet(case[source], position[source], pl1, pl2, probability, applied)

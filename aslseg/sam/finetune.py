@@ -20,24 +20,23 @@ from monai.losses import DiceCELoss
 
 from aslseg.progress import Progress
 from aslseg.sam.model import SamModel
-from aslseg.sam.prompts import PROMPT_TYPES, box_of, components, interior_point, interior_points, make_prompt
+from aslseg.sam.prompts import PROMPT_TYPES, PromptShape, box_of, components, interior_point, interior_points
 
 
 @dataclass(frozen=True)
 class FinetuneSettings:
-    """Keys of the config's SAM fine-tuning section (the config schema documents them and holds defaults)."""
+    """Keys of the config's SAM fine-tuning section (the config schema documents them and holds defaults),
+    and the prompt shape inference uses, so that what SAM is tuned on is what it is later asked."""
 
     iterations: int
     batch_size: int  # components (prompts) per step
     lr: float
     weight_decay: float
     box_jitter: float  # max shift of each box edge, as a fraction of the box's side (MedSAM-style robustness)
-    box_margin: float  # pixels added around a component's box before jitter, as at inference
     prompts: tuple[str, ...]  # prompt types, drawn uniformly per example
-    multipoint_n: int
     train_prompt_encoder: bool
     iou_loss_weight: float  # weight of the MSE between predicted and actual IoU
-    min_component_pixels: int  # smaller components are neither trained on nor prompted
+    shape: PromptShape  # box margin (before jitter), the smallest component, multipoint's points
 
     def __post_init__(self):
         unknown = [p for p in self.prompts if p not in PROMPT_TYPES]
@@ -45,12 +44,13 @@ class FinetuneSettings:
             raise ValueError(f"prompts must be a non-empty list of {list(PROMPT_TYPES)}; got {list(self.prompts)}")
 
     @classmethod
-    def from_config(cls, section: dict) -> "FinetuneSettings":
-        names = {f.name for f in dataclasses.fields(cls)}
+    def from_config(cls, section: dict, shape: PromptShape) -> "FinetuneSettings":
+        """From config sam.finetune (without `enabled`) and the prompt shape of config `sam`."""
+        names = {f.name for f in dataclasses.fields(cls)} - {"shape"}
         unknown, missing = set(section) - names, names - set(section)
         if unknown or missing:
             raise KeyError(f"SAM fine-tuning settings: unknown {sorted(unknown)}, missing {sorted(missing)}")
-        return cls(**{key: tuple(value) if key == "prompts" else value for key, value in section.items()})
+        return cls(**{key: tuple(value) if key == "prompts" else value for key, value in section.items()}, shape=shape)
 
 
 @dataclass
@@ -150,10 +150,10 @@ def finetune(
     if masks.ndim != 3 or masks.shape[1] != masks.shape[2] or len(masks) != len(embeddings):
         raise ValueError(f"masks must be (N, S, S) for N={len(embeddings)} embeddings; got {masks.shape}")
     size = masks.shape[1]
-    examples = _Components(masks, settings.min_component_pixels)
+    examples = _Components(masks, settings.shape.min_component_pixels)
     if len(examples) == 0:
         raise ValueError(
-            f"no tumor component of at least {settings.min_component_pixels} pixels in {len(masks)} labeled "
+            f"no tumor component of at least {settings.shape.min_component_pixels} pixels in {len(masks)} labeled "
             "slices: nothing to fine-tune SAM on"
         )
     torch.manual_seed(seed)
@@ -181,7 +181,7 @@ def finetune(
             boxes, points, multipoints = [], [], []
             for example in group:
                 box, point, several = examples.prompts(
-                    example, settings.box_margin, settings.multipoint_n, need_multipoint
+                    example, settings.shape.box_margin, settings.shape.multipoint_n, need_multipoint
                 )
                 boxes.append(_jitter(box, settings.box_jitter, size, rng))
                 points.append(point)
@@ -214,14 +214,12 @@ def prompt_dice(
     embeddings: np.ndarray | torch.Tensor,
     masks: np.ndarray,
     prompt_type: str,
-    box_margin: float,
-    multipoint_n: int,
-    min_component_pixels: int,
+    shape: PromptShape,
     batch_size: int = 16,
 ) -> dict:
     """How well the model segments tumors given prompts derived from the ground truth itself (no jitter).
 
-    One prompt per component of at least `min_component_pixels`; a slice's prediction is the union of its
+    One prompt per component of at least `shape.min_component_pixels`; a slice's prediction is the union of its
     components' masks (sigmoid > 0.5). `dice` is pooled over all pixels of the slices with tumor (smaller,
     unprompted components count as missed); `component_dice` is the mean Dice of each prompted component's
     mask with that component. Both are None when there is nothing to score (never NaN: they go to JSON)."""
@@ -253,8 +251,8 @@ def prompt_dice(
         pending.clear()
 
     for index in with_tumor:
-        for component in components(masks[index], min_component_pixels):
-            pending.append((int(index), component, make_prompt(component, prompt_type, box_margin, multipoint_n)))
+        for component in shape.components(masks[index]):
+            pending.append((int(index), component, shape.prompt(component, prompt_type)))
             if len(pending) == batch_size:
                 flush()
     if pending:

@@ -8,11 +8,35 @@ fine-tuning, so that what SAM is tuned on is what it is later asked.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 import numpy as np
 from scipy import ndimage
 
 PROMPT_TYPES = ("box", "point", "multipoint", "box+point")
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
+
+
+@dataclass(frozen=True)
+class PromptShape:
+    """How a mask's connected components become prompts, the same wherever SAM is prompted or fine-tuned
+    (config `sam`: the keys aslseg/artifacts.py calls PROMPT_KEYS)."""
+
+    box_margin: float  # pixels added around a component's box
+    min_component_pixels: int  # smaller components are neither trained on nor prompted
+    multipoint_n: int  # points of a multipoint prompt
+
+    @classmethod
+    def from_config(cls, sam: Mapping) -> PromptShape:
+        """From config `sam` (or any mapping with its prompt-shape keys)."""
+        return cls(sam["box_margin"], sam["min_component_pixels"], sam["multipoint_n"])
+
+    def components(self, mask: np.ndarray) -> list[np.ndarray]:
+        return components(mask, self.min_component_pixels)
+
+    def prompt(self, component: np.ndarray, prompt_type: str) -> dict:
+        return make_prompt(component, prompt_type, self.box_margin, self.multipoint_n)
 
 
 def components(mask: np.ndarray, min_pixels: int) -> list[np.ndarray]:
@@ -88,9 +112,9 @@ def make_prompt(component: np.ndarray, prompt_type: str, margin: float, multipoi
     }
 
 
-def slice_prompts(mask: np.ndarray, prompt_type: str, margin: float, min_pixels: int, multipoint_n: int) -> list[dict]:
+def slice_prompts(mask: np.ndarray, prompt_type: str, shape: PromptShape) -> list[dict]:
     """The prompts of one slice, one per kept component, each with the component's area in pixels."""
     return [
-        {"component": index, "area": int(component.sum()), **make_prompt(component, prompt_type, margin, multipoint_n)}
-        for index, component in enumerate(components(mask, min_pixels))
+        {"component": index, "area": int(component.sum()), **shape.prompt(component, prompt_type)}
+        for index, component in enumerate(shape.components(mask))
     ]
