@@ -26,8 +26,8 @@ from aslseg.dice import pooled_dice
 from aslseg.io import atomic_path
 from aslseg.precision import Precision, resolve_bf16
 from aslseg.progress import Progress
-from aslseg.ssl.augment import Augmenter
-from aslseg.ssl.network import build_network, predict_probabilities
+from aslseg.seg2d.augment import Augmenter
+from aslseg.seg2d.network import build_network, predict_probabilities
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from aslseg.gpus import default_device
 from aslseg.io import write_json
 from aslseg.liver import LiverModel, load_liver_model
 from aslseg.ssl.checkpoint import load_model
-from aslseg.ssl.network import predict_probabilities
+from aslseg.seg2d.network import predict_probabilities
 
 log = logging.getLogger("aslseg.predict")
 PREDICTOR = "predictor.json"

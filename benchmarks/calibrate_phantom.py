@@ -20,7 +20,7 @@ from aslseg.config import default_config
 from aslseg.metrics import summarize
 from aslseg.prepared import PreparedFiles, Volume
 from aslseg.ssl.evaluation import score_volumes
-from aslseg.ssl.network import build_network
+from aslseg.seg2d.network import build_network
 from aslseg.ssl.slices import load_slices
 from aslseg.ssl.settings import TrainSettings
 from aslseg.ssl.train import train

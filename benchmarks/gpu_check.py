@@ -74,7 +74,7 @@ from aslseg.sam.model import load_configured_sam  # noqa: E402
 from aslseg.sam.prompts import PROMPT_TYPES, PromptShape  # noqa: E402
 from aslseg.ssl.checkpoint import load_model, save_checkpoint  # noqa: E402
 from aslseg.ssl.evaluation import mean_dice_with_tumor  # noqa: E402
-from aslseg.ssl.network import build_network  # noqa: E402
+from aslseg.seg2d.network import build_network  # noqa: E402
 from aslseg.ssl.settings import TrainSettings, method_settings  # noqa: E402
 from aslseg.ssl.slices import SliceSet  # noqa: E402
 from aslseg.ssl.train import train  # noqa: E402

@@ -35,7 +35,7 @@ from aslseg.pseudo_labels import shard_cases
 from aslseg.select.expand import PSEUDO, check_list
 from aslseg.ssl.checkpoint import load_model
 from aslseg.ssl.evaluation import score_volumes
-from aslseg.ssl.network import build_network
+from aslseg.seg2d.network import build_network
 from aslseg.ssl.settings import TrainSettings
 from aslseg.ssl.slices import load_round_slices
 from aslseg.ssl.train import train

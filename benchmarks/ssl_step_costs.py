@@ -21,7 +21,7 @@ import torch
 
 from aslseg.config import default_config
 from aslseg.precision import cpu_report, resolve_bf16
-from aslseg.ssl.augment import Augmenter
+from aslseg.seg2d.augment import Augmenter
 from aslseg.ssl.settings import METHOD_SETTINGS, TrainSettings, method_settings
 from aslseg.ssl.slices import load_slices
 from aslseg.ssl.train import train

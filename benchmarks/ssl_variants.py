@@ -30,7 +30,7 @@ from aslseg.config import default_config
 from aslseg.metrics import summarize
 from aslseg.prepared import PreparedFiles
 from aslseg.ssl.evaluation import score_volumes
-from aslseg.ssl.network import build_network
+from aslseg.seg2d.network import build_network
 from aslseg.ssl.settings import TrainSettings, method_settings
 from aslseg.ssl.slices import load_slices
 from aslseg.ssl.train import train

@@ -7,7 +7,7 @@ import torch
 from aslseg.adapt.judge import judge_adaptation
 from aslseg.adapt.train import AdaptData, AdaptSettings, refine, train_adaptation
 from aslseg.dice import pooled_dice
-from aslseg.ssl.network import build_network
+from aslseg.seg2d.network import build_network
 
 
 def settings(**changes) -> AdaptSettings:

@@ -13,7 +13,7 @@ from aslseg.config import ConfigError, default_config, validate_config
 from aslseg.metrics import case_metrics, volume_dice
 from aslseg.precision import AUTO_OVERRIDE_ENV, native_bf16, resolve_bf16
 from aslseg.progress import Progress, format_seconds
-from aslseg.ssl.network import build_network
+from aslseg.seg2d.network import build_network
 
 
 @pytest.fixture(autouse=True)

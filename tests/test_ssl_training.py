@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 import torch
 
-from aslseg.ssl.augment import Augmenter
+from aslseg.seg2d.augment import Augmenter
 from aslseg.ssl.checkpoint import load_model, save_checkpoint
-from aslseg.ssl.network import build_network, predict_probabilities
-from aslseg.ssl.sampling import ForegroundBatchSampler, StratifiedBatchSampler
+from aslseg.seg2d.network import build_network, predict_probabilities
+from aslseg.seg2d.sampling import ForegroundBatchSampler, StratifiedBatchSampler
 from aslseg.select.expand import expand, initial_list
 from aslseg.ssl.slices import SliceSet, load_round_slices, load_slices
 from aslseg.config import default_config

@@ -9,7 +9,7 @@ from aslseg.io import atomic_path
 from aslseg.paper.figures import choose_slices, comparison_figure
 from aslseg.prepared import PreparedFiles
 from aslseg.ssl.checkpoint import load_model
-from aslseg.ssl.network import predict_probabilities
+from aslseg.seg2d.network import predict_probabilities
 from aslseg.workflow import job_logging
 
 with job_logging(snakemake) as log:

@@ -11,7 +11,7 @@ from aslseg.gpus import default_device
 from aslseg.prepared import PreparedFiles
 from aslseg.pseudo_labels import write_shard
 from aslseg.ssl.checkpoint import load_model
-from aslseg.ssl.network import predict_probabilities
+from aslseg.seg2d.network import predict_probabilities
 
 with job_logging(snakemake) as log:
     torch.set_num_threads(snakemake.threads)

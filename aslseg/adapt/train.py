@@ -18,9 +18,9 @@ from monai.losses import DiceCELoss
 from aslseg.dice import pooled_dice
 from aslseg.precision import Precision, resolve_bf16
 from aslseg.progress import Progress
-from aslseg.ssl.augment import Augmenter
-from aslseg.ssl.network import build_network, predict_probabilities
-from aslseg.ssl.sampling import ForegroundBatchSampler
+from aslseg.seg2d.augment import Augmenter
+from aslseg.seg2d.network import build_network, predict_probabilities
+from aslseg.seg2d.sampling import ForegroundBatchSampler
 
 PRIOR_CHANNELS = ("pl2", "sam_probability", "pl1")  # what AN may see besides the image; pl2 always
 

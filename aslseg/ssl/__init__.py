@@ -1,1 +1,3 @@
-"""Stage I: the semi-supervised segmentation network SS(.) -- data, sampling, augmentation, training, prediction."""
+"""Stage I: the semi-supervised segmentation network SS(.) -- slice data, the SSL methods, training, evaluation
+and checkpoints. The U-Net, augmentation and batch sampling it shares with AN and the liver model are in
+aslseg/seg2d/."""

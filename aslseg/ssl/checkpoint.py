@@ -8,7 +8,7 @@ import torch
 
 from aslseg.io import atomic_path
 from aslseg.precision import resolve_bf16
-from aslseg.ssl.network import build_network
+from aslseg.seg2d.network import build_network
 
 
 def save_checkpoint(path: str | Path, state_dict: dict, ssl_config: dict, **info) -> None:

@@ -9,7 +9,7 @@ import torch
 
 from aslseg.metrics import case_metrics, volume_dice
 from aslseg.prepared import Volume
-from aslseg.ssl.network import predict_probabilities
+from aslseg.seg2d.network import predict_probabilities
 
 
 def score_volumes(model: torch.nn.Module, volumes: list[Volume], threshold: float) -> list[dict]:

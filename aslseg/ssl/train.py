@@ -14,10 +14,10 @@ import torch
 
 from aslseg.precision import Precision
 from aslseg.progress import Progress
-from aslseg.ssl.augment import Augmenter
+from aslseg.seg2d.augment import Augmenter
 from aslseg.ssl.methods import METHODS, Batch
 from aslseg.ssl.evaluation import Volume, mean_dice_with_tumor
-from aslseg.ssl.sampling import ForegroundBatchSampler, StratifiedBatchSampler
+from aslseg.seg2d.sampling import ForegroundBatchSampler, StratifiedBatchSampler
 from aslseg.ssl.schedules import ema_update
 from aslseg.ssl.settings import TrainSettings
 from aslseg.ssl.slices import SliceSet

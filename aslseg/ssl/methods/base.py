@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from monai.losses import DiceCELoss
 
-from aslseg.ssl.network import build_network
+from aslseg.seg2d.network import build_network
 from aslseg.ssl.schedules import sigmoid_rampup
 
 

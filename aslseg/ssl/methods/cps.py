@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from aslseg.ssl.methods.base import Batch, Method
-from aslseg.ssl.network import build_network
+from aslseg.seg2d.network import build_network
 
 
 class CrossPseudoSupervision(Method):

@@ -1,5 +1,5 @@
-"""The 2D MONAI BasicUNet behind SS(.) (1 input channel: windowed CT) and AN(.) (CT plus prior channels such
-as SAM's mask), with 2 classes (rest, tumor)."""
+"""The 2D MONAI BasicUNet behind SS(.) (1 input channel: windowed CT), AN(.) (CT plus prior channels such
+as SAM's mask) and the liver model, with 2 classes (rest, tumor or liver)."""
 
 from __future__ import annotations
 
