@@ -36,8 +36,8 @@ include: "rules/paper.smk"
 
 rule all:
     input:
-        data_summary=f"{RESULTS}/data/summary.csv",
-        summary=f"{RESULTS}/summary.csv",
-        splits=[split_path(config["data"]["split"]["labeled"], seed) for seed in config["seeds"]],
-        pseudo_labels=[f"{RESULTS}/pseudo_label_summary.csv"] if LOOP_ROWS else [],
+        data_summary=result(artifacts.DATA_SUMMARY),
+        summary=result(artifacts.SUMMARY),
+        splits=[PLAN.split_file(config["data"]["split"]["labeled"], seed) for seed in config["seeds"]],
+        pseudo_labels=[result(artifacts.PSEUDO_LABEL_SUMMARY)] if LOOP_ROWS else [],
     default_target: True

@@ -1,5 +1,6 @@
-"""What the workflow's artifacts are called, and which settings each one depends on: the one home of the names
-that rules/runs.smk, the rule files and the Snakefile's wildcard constraints use.
+"""What the workflow's artifacts are called, and which settings each one depends on: the one home of the names,
+keys and file patterns that aslseg/plan.py, aslseg/job_inputs.py, the rule files and the Snakefile's wildcard
+constraints use.
 
 Every artifact is named by a hash (`experiments.settings_key`) of exactly the settings its job reads and the
 names of the artifacts it is derived from, so experiments that would compute the same thing share it and an
@@ -24,6 +25,7 @@ what shares and what reruns can be checked by unit tests (tests/test_artifacts.p
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from aslseg.experiments import settings_key
@@ -60,7 +62,9 @@ WILDCARDS = {
 }
 
 
-# ---- folder patterns (relative to the results folder; the rule files' outputs are built from them) --------
+# ---- folder and file patterns (relative to the results folder) --------------------------------------------
+# The one spelling of every path: rule outputs are f"{RESULTS}/{PATTERN}" (the braces stay Snakemake
+# wildcards), input functions fill them (`fill`, `str.format`).
 SAM_RUN_DIR = "{model}/sam-{samrun}"  # prompts/, pl2/
 ADAPT_RUN_DIR = SAM_RUN_DIR + "/adapt-{adaptrun}"  # pl3/, judgement.json
 SELECTION_DIR = ADAPT_RUN_DIR + "/select-{select}"
@@ -69,6 +73,64 @@ DRAW = "labeled-{labeled}/seed-{seed}"  # per labeled draw: what is trained on a
 FINETUNE_DIR = "sam/finetune/{tune}/" + DRAW
 SYNTHESIS_DIR = "adapt/synthetic/{synth}/" + DRAW
 ADAPT_MODEL_DIR = "adapt/model/{adapt}/" + DRAW
+
+# the data stage
+PHANTOM_VOLUME = "data/phantom/volume-{case}.nii.gz"
+PHANTOM_SEGMENTATION = "data/phantom/segmentation-{case}.nii.gz"
+PREPARED_IMAGE = "data/prepared/images/case-{case}.npz"  # image, liver, geometry: what any job may read
+PREPARED_LABEL = "data/prepared/labels/case-{case}.npz"  # tumor: read only where the split allows
+PREPARED_STATS = "data/prepared/stats/case-{case}.json"
+DATA_SUMMARY = "data/summary.csv"
+SPLIT = "data/splits/" + DRAW + ".json"
+HOLDOUT = "data/splits/holdout.json"
+# a Stage I model ({model}) and what is evaluated of it
+MODEL = "{model}/model.pt"
+PSEUDO_LABEL_1 = "{model}/pl1/shard-{shard}.npz"
+TEST_CASES = "{model}/test_cases.csv"
+TEST_SUMMARY = "{model}/test_summary.json"
+PREDICTOR = "{model}/predictor.json"
+END_TO_END_CASES = "{model}/end_to_end/test_cases.csv"
+END_TO_END_SUMMARY = "{model}/end_to_end/test_summary.json"
+# Stage II
+EMBEDDINGS = EMBEDDINGS_DIR + "/shard-{shard}.npy"
+EMBEDDING_INDEX = EMBEDDINGS_DIR + "/shard-{shard}.json"
+DECODER = FINETUNE_DIR + "/decoder.pt"
+FINETUNE_REPORT = FINETUNE_DIR + "/val_prompt_dice.json"
+PROMPTS = SAM_RUN_DIR + "/prompts/shard-{shard}.json"
+PSEUDO_LABEL_2 = SAM_RUN_DIR + "/pl2/shard-{shard}.npz"
+SAM_COMPONENTS = SAM_RUN_DIR + "/pl2/shard-{shard}.csv"  # per component: PL1 and SAM area, predicted IoU
+# Stage III and the selection
+SYNTHETIC = SYNTHESIS_DIR + "/synthetic.npz"
+SYNTHETIC_SUMMARY = SYNTHESIS_DIR + "/synthetic.json"
+ADAPT_MODEL = ADAPT_MODEL_DIR + "/model.pt"
+ADAPT_REPORT = ADAPT_MODEL_DIR + "/report.json"
+JUDGEMENT = ADAPT_RUN_DIR + "/judgement.json"
+PSEUDO_LABEL_3 = ADAPT_RUN_DIR + "/pl3/shard-{shard}.npz"
+SCORES = SELECTION_DIR + "/scores.csv"
+CALIBRATION = SELECTION_DIR + "/calibration.json"
+LABELED_LIST = SELECTION_DIR + "/labeled_next_round.csv"  # the next round's labeled list
+PSEUDO_LABEL_QUALITY = SELECTION_DIR + "/pseudo_label_quality.json"
+# the liver stage: one model per liver settings ({liver}: their hash) and labeled draw
+LIVER_MODEL = "liver/{liver}/" + DRAW + "/model.pt"
+# the run's tables, and the paper's (`snakemake paper`)
+SUMMARY = "summary.csv"
+PSEUDO_LABEL_SUMMARY = "pseudo_label_summary.csv"
+PAPER_RUNS = "paper/runs.csv"
+PAPER_PSEUDO_LABELS = "paper/pseudo_labels.csv"
+PAPER_METHODS_CSV = "paper/table1_methods.csv"
+PAPER_METHODS = "paper/table1_methods.md"
+PAPER_ABLATION_CSV = "paper/table2_ablation.csv"
+PAPER_ABLATION = "paper/table2_ablation.md"
+PAPER_FIGURE_COMPARISON = "paper/figure_comparison.png"
+PAPER_FIGURE_ROUNDS = "paper/figure_rounds.png"
+
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def fill(pattern: str, **values) -> str:
+    """`pattern` with the placeholders named in `values` filled and the others left as they are (Snakemake
+    wildcards), e.g. fill(LIVER_MODEL, liver=key) for a rule whose output has a fixed hash."""
+    return _PLACEHOLDER.sub(lambda m: str(values[m[1]]) if m[1] in values else m[0], pattern)
 
 
 # ---- Stage I ----------------------------------------------------------------------------------------------
@@ -120,16 +182,21 @@ def tune_key(sam: dict) -> str:
 
 def embedding_files(sam: dict) -> dict[str, list[str]]:
     """Every shard's embeddings (.npy) and index (.json) of a SAM configuration."""
-    folder = EMBEDDINGS_DIR.format(embed=embed_key(sam))
+    embed = embed_key(sam)
     return {
-        "embeddings": [f"{folder}/shard-{k}.npy" for k in range(sam["shards"])],
-        "embedding_index": [f"{folder}/shard-{k}.json" for k in range(sam["shards"])],
+        "embeddings": [EMBEDDINGS.format(embed=embed, shard=k) for k in range(sam["shards"])],
+        "embedding_index": [EMBEDDING_INDEX.format(embed=embed, shard=k) for k in range(sam["shards"])],
     }
 
 
 def finetune_dir(sam: dict, labeled, seed) -> str:
-    """Where the decoder fine-tuned for a labeled draw lives (decoder.pt, val_prompt_dice.json)."""
+    """Where the decoder fine-tuned for a labeled draw lives (DECODER, FINETUNE_REPORT)."""
     return FINETUNE_DIR.format(tune=tune_key(sam), labeled=labeled_name(labeled), seed=seed)
+
+
+def finetune_file(pattern: str, sam: dict, labeled, seed) -> str:
+    """DECODER or FINETUNE_REPORT of a labeled draw."""
+    return pattern.format(tune=tune_key(sam), labeled=labeled_name(labeled), seed=seed)
 
 
 def sam_run_name(sam: dict) -> str:
@@ -173,8 +240,18 @@ def synthesis_dir(sam: dict, adapt: dict, labeled, seed) -> str:
 
 
 def adapt_model_dir(sam: dict, adapt: dict, labeled, seed) -> str:
-    """Where AN trained for a labeled draw lives (model.pt, report.json)."""
+    """Where AN trained for a labeled draw lives (ADAPT_MODEL, ADAPT_REPORT)."""
     return ADAPT_MODEL_DIR.format(adapt=adapt_model_name(sam, adapt), labeled=labeled_name(labeled), seed=seed)
+
+
+def adapt_file(pattern: str, sam: dict, adapt: dict, labeled, seed) -> str:
+    """ADAPT_MODEL or ADAPT_REPORT of a labeled draw."""
+    return pattern.format(adapt=adapt_model_name(sam, adapt), labeled=labeled_name(labeled), seed=seed)
+
+
+def synthesis_file(pattern: str, sam: dict, adapt: dict, labeled, seed) -> str:
+    """SYNTHETIC or SYNTHETIC_SUMMARY of a labeled draw."""
+    return pattern.format(synth=synth_key(sam, adapt), labeled=labeled_name(labeled), seed=seed)
 
 
 def select_key(select: dict) -> str:
@@ -203,30 +280,39 @@ def model_dir(settings: dict, seed: int, round_index: int) -> str:
     return f"loop/{loop_name(settings)}/seed-{seed}/round-{round_index}"
 
 
+def selection_wildcards(settings: dict, seed: int, round_index: int) -> dict[str, str]:
+    """The wildcards of round `round_index`'s selection, which scores its pseudo labels and writes round
+    `round_index` + 1's list: fill SELECTION_DIR, SCORES, LABELED_LIST ... with them."""
+    return {"model": model_dir(settings, seed, round_index), "samrun": sam_run_name(settings["sam"]),
+            "adaptrun": adapt_run_name(settings["sam"], settings["adapt"]), "select": select_key(settings["select"])}
+
+
 def selection_dir(settings: dict, seed: int, round_index: int) -> str:
-    """Where round `round_index`'s pseudo labels are scored and round `round_index` + 1's list is written."""
-    return SELECTION_DIR.format(model=model_dir(settings, seed, round_index), samrun=sam_run_name(settings["sam"]),
-                                adaptrun=adapt_run_name(settings["sam"], settings["adapt"]),
-                                select=select_key(settings["select"]))
+    return SELECTION_DIR.format(**selection_wildcards(settings, seed, round_index))
+
+
+def final_model_dir(settings: dict, seed: int) -> str:
+    """The {model} an experiment ends with (its last round)."""
+    return model_dir(settings, seed, settings["loop"]["rounds"])
 
 
 # ---- pseudo labels ----------------------------------------------------------------------------------------
 def pseudo_label_1(model: str, shard) -> str:
-    return f"{model}/pl1/shard-{shard}.npz"
+    return PSEUDO_LABEL_1.format(model=model, shard=shard)
 
 
 def pseudo_label_2(model: str, samrun: str, shard) -> str:
     """SAM's masks of a shard, PL1 itself without SAM."""
     if samrun == NONE:
         return pseudo_label_1(model, shard)
-    return f"{SAM_RUN_DIR.format(model=model, samrun=samrun)}/pl2/shard-{shard}.npz"
+    return PSEUDO_LABEL_2.format(model=model, samrun=samrun, shard=shard)
 
 
 def pseudo_label_3(model: str, samrun: str, adaptrun: str, shard) -> str:
     """The final pseudo label of a shard: AN's PL3, PL2 without AN, PL1 without SAM."""
     if adaptrun == NONE:
         return pseudo_label_2(model, samrun, shard)
-    return f"{ADAPT_RUN_DIR.format(model=model, samrun=samrun, adaptrun=adaptrun)}/pl3/shard-{shard}.npz"
+    return PSEUDO_LABEL_3.format(model=model, samrun=samrun, adaptrun=adaptrun, shard=shard)
 
 
 # ---- from names back to settings --------------------------------------------------------------------------

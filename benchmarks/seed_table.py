@@ -17,7 +17,7 @@ METRICS = ["dice", "jaccard", "hd95_mm", "asd_mm", "lesion_sensitivity", "lesion
 
 
 def train_benchmark(results: Path, run: str, seed: int, round_index: int) -> Path:
-    """The ssl_train benchmark file of a summary row (rules/runs.smk names the model folders); runs made
+    """The ssl_train benchmark file of a summary row (aslseg/artifacts.py names the model folders); runs made
     before rounds existed kept theirs as <run>_seed-<seed>.tsv."""
     model = f"ssl/{run}/seed-{seed}" if round_index == 0 else f"loop/{run}/seed-{seed}/round-{round_index}"
     path = results / "benchmarks/ssl_train" / f"{model}.tsv"

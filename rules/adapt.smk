@@ -7,11 +7,11 @@ rule adapt_synthesize:
     """Synthetic PL1 (corrupted ground truth) and PL2 (SAM's masks for its prompts) for the labeled volumes'
     slices (AN's training set) and the val volumes' slices (its validation set)."""
     input:
-        unpack(synthesis_inputs),
+        unpack(INPUTS.synthesis),
         code=script_code("adapt_synthesize.py"),
     output:
-        synthetic=f"{RESULTS}/{SYNTHESIS_DIR}/synthetic.npz",
-        summary=f"{RESULTS}/{SYNTHESIS_DIR}/synthetic.json",
+        synthetic=result(artifacts.SYNTHETIC),
+        summary=result(artifacts.SYNTHETIC_SUMMARY),
     params:
         sam=lambda wildcards: SYNTHS[wildcards.synth]["sam"],
         corruptions=lambda wildcards: SYNTHS[wildcards.synth]["adapt"]["corruptions"],
@@ -33,13 +33,13 @@ rule adapt_train:
     """Train AN on the labeled volumes' synthetic pseudo-labels; report its val Dice against that of the
     synthetic PL2 it starts from."""
     input:
-        unpack(adapt_train_inputs),
+        unpack(INPUTS.adapt_train),
         code=script_code("adapt_train.py"),
     output:
-        model=f"{RESULTS}/{ADAPT_MODEL_DIR}/model.pt",
-        report=f"{RESULTS}/{ADAPT_MODEL_DIR}/report.json",
+        model=result(artifacts.ADAPT_MODEL),
+        report=result(artifacts.ADAPT_REPORT),
     params:
-        adapt=lambda wildcards: adapt_training_settings(ADAPTS[wildcards.adapt]["adapt"]),
+        adapt=lambda wildcards: artifacts.adapt_training_settings(ADAPTS[wildcards.adapt]["adapt"]),
     log:
         f"{LOGS}/adapt_train/{{adapt}}_labeled-{{labeled}}_seed-{{seed}}.log",
     benchmark:
@@ -57,11 +57,11 @@ rule adapt_judge:
     """Does AN improve this round's real pseudo labels? AN refines the val volumes' PL2, and both are compared
     with their ground truth (pooled Dice): with adapt.fallback, PL3 is AN's only where it wins."""
     input:
-        unpack(previous_round_inputs("adapt_judge")),
-        unpack(adapt_judge_inputs),
+        unpack(INPUTS.previous_round("adapt_judge")),
+        unpack(INPUTS.adapt_judge),
         code=script_code("adapt_judge.py"),
     output:
-        f"{RESULTS}/{ADAPT_RUN_DIR}/judgement.json",
+        result(artifacts.JUDGEMENT),
     log:
         f"{LOGS}/adapt_judge/{{model}}_sam-{{samrun}}_adapt-{{adaptrun}}.log",
     benchmark:
@@ -79,11 +79,11 @@ rule adapt_refine:
     """Pseudo Label 3 for one shard: AN(image ⊕ PL2 [⊕ SAM probability ⊕ PL1]); with adapt.fallback, PL2 as
     it is in a round where AN lost on the val volumes (rule adapt_judge)."""
     input:
-        unpack(previous_round_inputs("adapt_refine")),
-        unpack(adapt_refine_inputs),
+        unpack(INPUTS.previous_round("adapt_refine")),
+        unpack(INPUTS.adapt_refine),
         code=script_code("adapt_refine.py"),
     output:
-        f"{RESULTS}/{ADAPT_RUN_DIR}/pl3/shard-{{shard}}.npz",
+        result(artifacts.PSEUDO_LABEL_3),
     log:
         f"{LOGS}/adapt_refine/{{model}}_sam-{{samrun}}_adapt-{{adaptrun}}_shard-{{shard}}.log",
     benchmark:

@@ -2,11 +2,10 @@
 import json
 from pathlib import Path
 
-from aslseg.artifacts import labeled_name
+from aslseg import artifacts
 from aslseg.code_deps import package_modules
 from aslseg.config import ConfigError
 from aslseg.data.lits import discover_cases
-from aslseg.experiments import experiment_config, settings_key
 
 RESULTS = config["results_dir"]
 LOGS = f"{RESULTS}/logs"
@@ -17,17 +16,9 @@ RESOURCES = config["resources"]
 ENV = "../envs/aslseg.yaml"  # relative to the rule files
 
 
-def split_path(labeled, seed):
-    """The split for a labeled fraction (a number, or the "{labeled}" wildcard) and a run seed."""
-    return f"{RESULTS}/data/splits/labeled-{labeled_name(labeled)}/seed-{seed}.json"
-
-
-def prepared_image(case):
-    return f"{RESULTS}/data/prepared/images/case-{case}.npz"
-
-
-def prepared_label(case):
-    return f"{RESULTS}/data/prepared/labels/case-{case}.npz"
+def result(pattern):
+    """A file pattern of aslseg/artifacts.py under the results folder; its placeholders stay wildcards."""
+    return f"{RESULTS}/{pattern}"
 
 
 def script_code(script):
@@ -37,19 +28,17 @@ def script_code(script):
 
 
 if DATA["source"] == "phantom":
-    RAW_DIR = f"{RESULTS}/data/phantom"
     CASE_IDS = list(range(DATA["phantom"]["n_volumes"]))
 
     def raw_files(case):
         return {
-            "volume": f"{RAW_DIR}/volume-{case}.nii.gz",
-            "segmentation": f"{RAW_DIR}/segmentation-{case}.nii.gz",
+            "volume": result(artifacts.PHANTOM_VOLUME.format(case=case)),
+            "segmentation": result(artifacts.PHANTOM_SEGMENTATION.format(case=case)),
         }
 
 else:
     # Pairing problems (a volume without its segmentation) stop the workflow here, before any job runs.
     LITS_CASES = {files.case_id: files for files in discover_cases(DATA["lits_dir"])}
-    RAW_DIR = DATA["lits_dir"]
     CASE_IDS = sorted(LITS_CASES)
 
     def raw_files(case):
@@ -91,12 +80,3 @@ def job_threads(kind):
     """CPU threads of a train or infer job (resources.<kind>.threads)."""
     return RESOURCES[kind]["threads"]
 
-
-# Inference runs over the cases in resources.infer.shards jobs (shard k takes every k-th case), so many jobs
-# of one step can run at once on a cluster.
-SHARDS = list(range(RESOURCES["infer"]["shards"]))
-
-
-def shard_cases(shard, case_ids):
-    """The cases of inference shard `shard` (an int or wildcard string) among `case_ids`."""
-    return [case for index, case in enumerate(sorted(case_ids)) if index % len(SHARDS) == int(shard)]

@@ -6,8 +6,8 @@ rule phantom:
     input:
         code=script_code("phantom.py"),
     output:
-        volume=f"{RESULTS}/data/phantom/volume-{{case}}.nii.gz",
-        segmentation=f"{RESULTS}/data/phantom/segmentation-{{case}}.nii.gz",
+        volume=result(artifacts.PHANTOM_VOLUME),
+        segmentation=result(artifacts.PHANTOM_SEGMENTATION),
     params:
         phantom=DATA["phantom"],
     log:
@@ -30,9 +30,9 @@ rule prepare:
         unpack(raw_case_files),
         code=script_code("prepare.py"),
     output:
-        image=f"{RESULTS}/data/prepared/images/case-{{case}}.npz",
-        label=f"{RESULTS}/data/prepared/labels/case-{{case}}.npz",
-        stats=f"{RESULTS}/data/prepared/stats/case-{{case}}.json",
+        image=result(artifacts.PREPARED_IMAGE),
+        label=result(artifacts.PREPARED_LABEL),
+        stats=result(artifacts.PREPARED_STATS),
     params:
         window=DATA["window"],
         size=DATA["size"],
@@ -57,10 +57,10 @@ checkpoint split:
     same for every seed and fraction, so experiments with different fractions share them). A checkpoint:
     which volumes' labels a training job may read is only known once it exists."""
     input:
-        stats=expand(f"{RESULTS}/data/prepared/stats/case-{{case}}.json", case=CASE_IDS),
+        stats=expand(result(artifacts.PREPARED_STATS), case=CASE_IDS),
         code=script_code("split.py"),
     output:
-        split_path("{labeled}", "{seed}"),
+        result(artifacts.SPLIT),
     params:
         # The labeled fraction comes from the path; leaving it out here keeps other fractions' splits valid.
         split={key: value for key, value in DATA["split"].items() if key != "labeled"},
@@ -77,10 +77,10 @@ checkpoint holdout:
     """Test / val / train volumes alone: what every run seed and labeled fraction shares (Stage II embeds the
     train and val volumes once for all of them). A checkpoint: the volumes are known once it exists."""
     input:
-        stats=expand(f"{RESULTS}/data/prepared/stats/case-{{case}}.json", case=CASE_IDS),
+        stats=expand(result(artifacts.PREPARED_STATS), case=CASE_IDS),
         code=script_code("holdout.py"),
     output:
-        f"{RESULTS}/data/splits/holdout.json",
+        result(artifacts.HOLDOUT),
     params:
         split={key: value for key, value in DATA["split"].items() if key != "labeled"},
     log:
@@ -95,9 +95,9 @@ checkpoint holdout:
 rule data_summary:
     """One row per prepared case: slices, spacing, liver and tumor volume (a table to look at)."""
     input:
-        stats=expand(f"{RESULTS}/data/prepared/stats/case-{{case}}.json", case=CASE_IDS),
+        stats=expand(result(artifacts.PREPARED_STATS), case=CASE_IDS),
     output:
-        f"{RESULTS}/data/summary.csv",
+        result(artifacts.DATA_SUMMARY),
     log:
         f"{LOGS}/data_summary.log",
     localrule: True

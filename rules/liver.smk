@@ -1,18 +1,18 @@
 # The liver stage and segmentation of new scans (aslseg/liver.py, aslseg/predict.py): a liver model per
 # labeled draw, each Stage I model's predictor (the models and settings a prediction needs), its end-to-end
 # test metrics with the predicted liver, and the `predict` target.
-# Names and input functions are in rules/runs.smk.
+# Names are in aslseg/artifacts.py and aslseg/plan.py, input functions in aslseg/job_inputs.py.
 
 
 rule liver_train:
     """The liver model on the labeled volumes' whole slices (best weights on the val volumes)."""
     input:
-        unpack(liver_train_inputs),
+        unpack(INPUTS.liver_train),
         code=script_code("liver_train.py"),
     output:
-        model=f"{RESULTS}/liver/{LIVER_KEY}/labeled-{{labeled}}/seed-{{seed}}/model.pt",
+        model=result(artifacts.fill(artifacts.LIVER_MODEL, liver=PLAN.liver_key)),
     params:
-        liver=LIVER,
+        liver=config["liver"],
         window=DATA["window"],
     log:
         f"{LOGS}/liver_train/labeled-{{labeled}}_seed-{{seed}}.log",
@@ -31,10 +31,10 @@ rule predictor:
     """What segmenting a new scan with a Stage I model takes: its weights, its split's liver model (paths
     relative to this file) and the preparation and threshold it was trained and evaluated with."""
     input:
-        tumor_model=f"{RESULTS}/{{model}}/model.pt",
-        liver_model=model_liver,
+        tumor_model=result(artifacts.MODEL),
+        liver_model=INPUTS.model_liver,
     output:
-        f"{RESULTS}/{{model}}/predictor.json",
+        result(artifacts.PREDICTOR),
     params:
         data={key: DATA[key] for key in ("window", "size", "crop", "crop_margin_mm", "slice_margin")},
         threshold=lambda wildcards: SSL_RUNS[model_of(wildcards).run]["ssl"]["threshold"],
@@ -51,16 +51,16 @@ rule evaluate_end_to_end:
     """(Evaluation only: reads the test volumes' segmentations.) Each test volume segmented from its CT alone,
     as a new scan would be (predicted liver, the volume's own grid), and scored against its labels there."""
     input:
-        unpack(previous_round_inputs("evaluate_end_to_end")),
-        predictor=f"{RESULTS}/{{model}}/predictor.json",
-        tumor_model=f"{RESULTS}/{{model}}/model.pt",
-        liver_model=model_liver,
-        volumes=test_raw("volume"),
-        segmentations=test_raw("segmentation"),
+        unpack(INPUTS.previous_round("evaluate_end_to_end")),
+        predictor=result(artifacts.PREDICTOR),
+        tumor_model=result(artifacts.MODEL),
+        liver_model=INPUTS.model_liver,
+        volumes=INPUTS.test_raw("volume"),
+        segmentations=INPUTS.test_raw("segmentation"),
         code=script_code("evaluate_end_to_end.py"),
     output:
-        cases=f"{RESULTS}/{{model}}/end_to_end/test_cases.csv",
-        summary=f"{RESULTS}/{{model}}/end_to_end/test_summary.json",
+        cases=result(artifacts.END_TO_END_CASES),
+        summary=result(artifacts.END_TO_END_SUMMARY),
     log:
         f"{LOGS}/evaluate_end_to_end/{{model}}.log",
     benchmark:
@@ -78,24 +78,23 @@ rule predict:
     """Segment every scan of predict.input with the model that predict.experiment / round / seed name (the
     same as python -m aslseg.predict); the target of `snakemake predict`."""
     input:
-        lambda wildcards: [f"{PREDICT_DIR}/{name}_seg.nii.gz" for name in predict_scans()],
+        lambda wildcards: PLAN.predict_targets(),
 
 
 rule predict_scan:
     """One scan -> <name>_seg.nii.gz (0 background, 1 liver, 2 tumor) in its own grid, and <name>_seg.json."""
     input:
-        predictor=lambda wildcards: f"{RESULTS}/{predict_request()[0]}/predictor.json",
-        tumor_model=lambda wildcards: f"{RESULTS}/{predict_request()[0]}/model.pt",
-        liver_model=lambda wildcards: liver_model_file(parse_model(predict_request()[0]).labeled,
-                                                       parse_model(predict_request()[0]).seed),
-        scan=lambda wildcards: ancient(predict_scans()[wildcards.scan]),
+        predictor=lambda wildcards: PLAN.path(artifacts.PREDICTOR, model=PLAN.predict_request()[0]),
+        tumor_model=lambda wildcards: PLAN.path(artifacts.MODEL, model=PLAN.predict_request()[0]),
+        liver_model=lambda wildcards: PLAN.predict_liver_model(),
+        scan=lambda wildcards: ancient(PLAN.predict_scans()[wildcards.scan]),
         liver=lambda wildcards: [ancient(PREDICT["liver_dir"])] if PREDICT["liver_dir"] else [],
         code=script_code("predict_scan.py"),
     output:
-        **PREDICT_SCAN_OUTPUTS,
+        **PLAN.predict_outputs(),
     params:
-        request=lambda wildcards: predict_request()[1],
-        model_dir=lambda wildcards: f"{RESULTS}/{predict_request()[0]}",
+        request=lambda wildcards: PLAN.predict_request()[1],
+        model_dir=lambda wildcards: f"{RESULTS}/{PLAN.predict_request()[0]}",
         liver_dir=PREDICT["liver_dir"],
     log:
         f"{LOGS}/predict/{{scan}}.log",

@@ -1,14 +1,14 @@
 # The paper's tables and figures: `snakemake paper` trains every experiment of paper.methods and paper.ablation
 # for every seed of paper.seeds -- the baselines as much as ASLseg -- and writes results/paper/. Nothing is
 # copied: the tables are built from the runs' test summaries, the figures from their models and pseudo labels.
-# The paper's names and input functions are in rules/runs.smk.
+# The paper's experiments and rows are in aslseg/plan.py, the figure's input function in aslseg/job_inputs.py.
 from aslseg.paper.tables import describe
 
 
 rule paper:
     """The paper's tables and figures (the target of `snakemake paper`)."""
     input:
-        paper_targets,
+        lambda wildcards: PLAN.paper_targets(),
 
 
 rule paper_runs:
@@ -17,7 +17,7 @@ rule paper_runs:
         summaries=[row["summary"] for row in PAPER_RUNS],
         end_to_end=[row["end_to_end"] for row in PAPER_RUNS],
     output:
-        report(f"{PAPER_DIR}/runs.csv", caption="../docs/report/summary.rst", category="Paper"),
+        report(result(artifacts.PAPER_RUNS), caption="../docs/report/summary.rst", category="Paper"),
     params:
         rows=[{key: row[key] for key in SUMMARY_KEYS} for row in PAPER_RUNS],
     log:
@@ -32,9 +32,9 @@ rule paper_runs:
 rule paper_pseudo_labels:
     """One row per paper loop experiment x seed x round: its pseudo labels' quality and its selection."""
     input:
-        loop_row_files(PAPER_LOOP_ROWS),
+        PLAN.loop_row_files(PAPER_LOOP_ROWS),
     output:
-        report(f"{PAPER_DIR}/pseudo_labels.csv", caption="../docs/report/pseudo_label_summary.rst", category="Paper"),
+        report(result(artifacts.PAPER_PSEUDO_LABELS), caption="../docs/report/pseudo_label_summary.rst", category="Paper"),
     params:
         rows=PAPER_LOOP_ROWS,
     log:
@@ -50,20 +50,20 @@ rule paper_tables:
     """Table 1 (methods) and Table 2 (ablation): each experiment's final round, mean and sd over the seeds, and
     its Dice paired with paper.reference's per seed and test volume, as CSV and as Markdown."""
     input:
-        runs=f"{PAPER_DIR}/runs.csv",
-        splits=[paper_split(name, FIRST_SEED) for name in PAPER_EXPERIMENTS],
+        runs=result(artifacts.PAPER_RUNS),
+        splits=[PLAN.experiment_split(name, PLAN.first_seed) for name in PLAN.paper_experiments],
         cases=[path for _, _, path in PAPER_CASES],
         code=script_code("paper_tables.py"),
     output:
-        methods_csv=f"{PAPER_DIR}/table1_methods.csv",
-        methods=report(f"{PAPER_DIR}/table1_methods.md", caption="../docs/report/table1_methods.rst", category="Paper"),
-        ablation_csv=f"{PAPER_DIR}/table2_ablation.csv",
-        ablation=report(f"{PAPER_DIR}/table2_ablation.md", caption="../docs/report/table2_ablation.rst", category="Paper"),
+        methods_csv=result(artifacts.PAPER_METHODS_CSV),
+        methods=report(result(artifacts.PAPER_METHODS), caption="../docs/report/table1_methods.rst", category="Paper"),
+        ablation_csv=result(artifacts.PAPER_ABLATION_CSV),
+        ablation=report(result(artifacts.PAPER_ABLATION), caption="../docs/report/table2_ablation.rst", category="Paper"),
     params:
-        experiments=PAPER_EXPERIMENTS,  # in the order of input.splits
-        descriptions={name: describe(EXPERIMENTS[name]) for name in PAPER_EXPERIMENTS},
-        methods=PAPER_METHODS,
-        ablation=PAPER_ABLATION,
+        experiments=PLAN.paper_experiments,  # in the order of input.splits
+        descriptions={name: describe(EXPERIMENTS[name]) for name in PLAN.paper_experiments},
+        methods=PLAN.paper_methods,
+        ablation=PLAN.paper_ablation,
         reference=PAPER["reference"],
         cases=[(experiment, seed) for experiment, seed, _ in PAPER_CASES],  # in the order of input.cases
     log:
@@ -79,13 +79,13 @@ rule paper_figure_comparison:
     """(Evaluation only: reads the test volumes' tumor labels.) The methods side by side on test slices that
     span small to large lesions, as in the paper's Figure 3."""
     input:
-        unpack(comparison_inputs),
+        unpack(INPUTS.comparison),
         code=script_code("paper_figure_comparison.py"),
     output:
-        report(f"{PAPER_DIR}/figure_comparison.png", caption="../docs/report/figure_comparison.rst", category="Paper"),
+        report(result(artifacts.PAPER_FIGURE_COMPARISON), caption="../docs/report/figure_comparison.rst", category="Paper"),
     params:
-        methods=PAPER_METHODS,  # in the order of input.models
-        thresholds=[EXPERIMENTS[name]["ssl"]["threshold"] for name in PAPER_METHODS],
+        methods=PLAN.paper_methods,  # in the order of input.models
+        thresholds=[EXPERIMENTS[name]["ssl"]["threshold"] for name in PLAN.paper_methods],
         slices=PAPER["figure_slices"],
     log:
         f"{LOGS}/paper/figure_comparison.log",
@@ -101,13 +101,13 @@ rule paper_figure_comparison:
 rule paper_figure_rounds:
     """The loop round by round: test Dice, pseudo-label Dice and selection precision per paper loop experiment."""
     input:
-        runs=f"{PAPER_DIR}/runs.csv",
-        pseudo_labels=f"{PAPER_DIR}/pseudo_labels.csv",
+        runs=result(artifacts.PAPER_RUNS),
+        pseudo_labels=result(artifacts.PAPER_PSEUDO_LABELS),
         code=script_code("paper_figure_rounds.py"),
     output:
-        report(f"{PAPER_DIR}/figure_rounds.png", caption="../docs/report/figure_rounds.rst", category="Paper"),
+        report(result(artifacts.PAPER_FIGURE_ROUNDS), caption="../docs/report/figure_rounds.rst", category="Paper"),
     params:
-        experiments=PAPER_LOOPS,
+        experiments=PLAN.paper_loops,
     log:
         f"{LOGS}/paper/figure_rounds.log",
     localrule: True

@@ -2,22 +2,22 @@
 # labeled ground truth from those embeddings (sam_finetune); Pseudo Label 1 becomes one prompt per connected
 # component (sam_prompts) and SAM's masks, united per slice, are Pseudo Label 2 (sam_predict).
 
-check_sam_weights()
+PLAN.check_sam_weights()
 
 
 rule sam_embed:
     """Image embeddings of one shard of the train and val slices, fp16. Depends on the images and the SAM
     base weights only: no experiment, seed, round or SSL setting reruns it."""
     input:
-        unpack(sam_weights),
-        holdout=f"{RESULTS}/data/splits/holdout.json",
-        images=lambda wildcards: [prepared_image(case) for case in embed_shard_cases(wildcards)],
+        unpack(INPUTS.sam_weights),
+        holdout=result(artifacts.HOLDOUT),
+        images=INPUTS.embed_shard_images,
         code=script_code("sam_embed.py"),
     output:
-        embeddings=f"{RESULTS}/{EMBEDDINGS_DIR}/shard-{{shard}}.npy",
-        index=f"{RESULTS}/{EMBEDDINGS_DIR}/shard-{{shard}}.json",
+        embeddings=result(artifacts.EMBEDDINGS),
+        index=result(artifacts.EMBEDDING_INDEX),
     params:
-        sam=lambda wildcards: sam_embedding_settings(EMBEDDINGS[wildcards.embed]),
+        sam=lambda wildcards: artifacts.sam_embedding_settings(EMBEDDINGS[wildcards.embed]),
     log:
         f"{LOGS}/sam_embed/{{embed}}_shard-{{shard}}.log",
     benchmark:
@@ -35,13 +35,13 @@ rule sam_finetune:
     """Fine-tune SAM's mask decoder on the labeled volumes' tumor components (jittered boxes, points) from
     cached embeddings; report zero-shot vs fine-tuned Dice on the val volumes with ground-truth prompts."""
     input:
-        unpack(sam_finetune_inputs),
+        unpack(INPUTS.sam_finetune),
         code=script_code("sam_finetune.py"),
     output:
-        decoder=f"{RESULTS}/{FINETUNE_DIR}/decoder.pt",
-        report=f"{RESULTS}/{FINETUNE_DIR}/val_prompt_dice.json",
+        decoder=result(artifacts.DECODER),
+        report=result(artifacts.FINETUNE_REPORT),
     params:
-        sam=lambda wildcards: finetune_settings(TUNES[wildcards.tune]),
+        sam=lambda wildcards: artifacts.finetune_settings(TUNES[wildcards.tune]),
     log:
         f"{LOGS}/sam_finetune/{{tune}}_labeled-{{labeled}}_seed-{{seed}}.log",
     benchmark:
@@ -59,13 +59,13 @@ rule sam_prompts:
     """One prompt per connected component of Pseudo Label 1 in one shard: an inspectable JSON (per slice, per
     component: area, box, points)."""
     input:
-        unpack(previous_round_inputs("sam_prompts")),
-        pl1=f"{RESULTS}/{{model}}/pl1/shard-{{shard}}.npz",
+        unpack(INPUTS.previous_round("sam_prompts")),
+        pl1=result(artifacts.PSEUDO_LABEL_1),
         code=script_code("sam_prompts.py"),
     output:
-        f"{RESULTS}/{SAM_RUN_DIR}/prompts/shard-{{shard}}.json",
+        result(artifacts.PROMPTS),
     params:
-        prompt=lambda wildcards: prompt_settings(SAM_RUNS[wildcards.samrun]),
+        prompt=lambda wildcards: artifacts.prompt_settings(SAM_RUNS[wildcards.samrun]),
     log:
         f"{LOGS}/sam_prompts/{{model}}_sam-{{samrun}}_shard-{{shard}}.log",
     threads: 1
@@ -81,16 +81,16 @@ rule sam_predict:
     """Pseudo Label 2 for one shard: SAM's mask for each prompt from cached embeddings, united per slice, at
     the prepared slices' resolution; each component's predicted IoU in a table beside it."""
     input:
-        unpack(previous_round_inputs("sam_predict")),
-        unpack(sam_decoder),
-        unpack(lambda wildcards: embedding_files(SAM_RUNS[wildcards.samrun])),
-        prompts=f"{RESULTS}/{SAM_RUN_DIR}/prompts/shard-{{shard}}.json",
+        unpack(INPUTS.previous_round("sam_predict")),
+        unpack(INPUTS.sam_decoder),
+        unpack(INPUTS.sam_run_embeddings),
+        prompts=result(artifacts.PROMPTS),
         code=script_code("sam_predict.py"),
     output:
-        masks=f"{RESULTS}/{SAM_RUN_DIR}/pl2/shard-{{shard}}.npz",
-        components=f"{RESULTS}/{SAM_RUN_DIR}/pl2/shard-{{shard}}.csv",
+        masks=result(artifacts.PSEUDO_LABEL_2),
+        components=result(artifacts.SAM_COMPONENTS),
     params:
-        sam=lambda wildcards: sam_predict_settings(SAM_RUNS[wildcards.samrun]),
+        sam=lambda wildcards: artifacts.sam_predict_settings(SAM_RUNS[wildcards.samrun]),
     log:
         f"{LOGS}/sam_predict/{{model}}_sam-{{samrun}}_shard-{{shard}}.log",
     benchmark:

@@ -2,7 +2,6 @@
 # PL1 per slice; the slices that pass join the next round's labeled list with PL3 as their label. Plus the
 # evaluation-only diagnostics of every pseudo label and of the selection.
 
-SELECTION = f"{RESULTS}/{SELECTION_DIR}"
 SELECTION_LOG = "{model}_sam-{samrun}_adapt-{adaptrun}_select-{select}"
 
 
@@ -11,12 +10,12 @@ rule score:
     configured), and whether it is accepted; the threshold used (for rule calibrated: found on the val
     volumes' slices, scored the same way, with its precision curve)."""
     input:
-        unpack(previous_round_inputs("score")),
-        unpack(selection_inputs),
+        unpack(INPUTS.previous_round("score")),
+        unpack(INPUTS.selection),
         code=script_code("score.py"),
     output:
-        scores=f"{SELECTION}/scores.csv",
-        calibration=f"{SELECTION}/calibration.json",
+        scores=result(artifacts.SCORES),
+        calibration=result(artifacts.CALIBRATION),
     params:
         select=lambda wildcards: SELECTS[wildcards.select],
     log:
@@ -35,17 +34,17 @@ rule expand_labels:
     plus every newly accepted slice, with its final pseudo label (file), the round it was accepted in and its
     score."""
     input:
-        unpack(selection_inputs),
-        split=run_split_file,
-        scores=f"{SELECTION}/scores.csv",
-        labeled_images=lambda wildcards: [prepared_image(c) for c in run_split(wildcards)["labeled"]],
+        unpack(INPUTS.selection),
+        split=INPUTS.run_split_file,
+        scores=result(artifacts.SCORES),
+        labeled_images=INPUTS.labeled_images,
         code=script_code("expand_labels.py"),
     output:
-        f"{SELECTION}/labeled_next_round.csv",
+        result(artifacts.LABELED_LIST),
     params:
         round=lambda wildcards: model_of(wildcards).round,
         # Where the ground truth of each labeled volume lives (recorded in the list, not read here).
-        label_files=lambda wildcards: {case: prepared_label(case) for case in run_split(wildcards)["labeled"]},
+        label_files=INPUTS.labeled_label_files,
     log:
         f"{LOGS}/expand_labels/{SELECTION_LOG}.log",
     localrule: True
@@ -60,15 +59,15 @@ rule evaluate_pseudo_labels:
     the ground truth on the round's unlabeled slices, lesion-level misses and false positives of each, and the
     same on the accepted and the rejected slices (how precise the selection is)."""
     input:
-        unpack(previous_round_inputs("evaluate_pseudo_labels")),
-        unpack(selection_inputs),
-        pl2=lambda wildcards: [pseudo_label_2(wildcards.model, wildcards.samrun, k) for k in SHARDS],
-        scores=f"{SELECTION}/scores.csv",
-        labels=lambda wildcards: [prepared_label(case) for case in run_split(wildcards)["unlabeled"]],
-        images=lambda wildcards: [prepared_image(case) for case in run_split(wildcards)["unlabeled"]],
+        unpack(INPUTS.previous_round("evaluate_pseudo_labels")),
+        unpack(INPUTS.selection),
+        pl2=INPUTS.shard_pseudo_labels_2,
+        scores=result(artifacts.SCORES),
+        labels=INPUTS.unlabeled_labels,
+        images=INPUTS.unlabeled_images,
         code=script_code("evaluate_pseudo_labels.py"),
     output:
-        f"{SELECTION}/pseudo_label_quality.json",
+        result(artifacts.PSEUDO_LABEL_QUALITY),
     log:
         f"{LOGS}/evaluate_pseudo_labels/{SELECTION_LOG}.log",
     threads: 1
@@ -84,9 +83,9 @@ rule pseudo_label_summary:
     """One row per ASLseg experiment x seed x round: Dice of PL1, PL2 and PL3 on the round's unlabeled slices
     and on the accepted ones, lesion misses and false positives, selection precision, SAM's and AN's val Dice."""
     input:
-        lambda wildcards: loop_row_files(LOOP_ROWS),
+        PLAN.loop_row_files(LOOP_ROWS),
     output:
-        report(f"{RESULTS}/pseudo_label_summary.csv", caption="../docs/report/pseudo_label_summary.rst", category="Results"),
+        report(result(artifacts.PSEUDO_LABEL_SUMMARY), caption="../docs/report/pseudo_label_summary.rst", category="Results"),
     params:
         rows=lambda wildcards: LOOP_ROWS,
     log:

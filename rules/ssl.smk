@@ -1,6 +1,6 @@
 # Stage I: train SS(.) for a round, predict Pseudo Label 1 for the unlabeled slices, evaluate on the test set.
 # {model} is ssl/{run}/seed-S (round 0, shared by experiments with the same Stage I) or
-# loop/{loop}/seed-S/round-R (round R >= 1 of an ASLseg loop); see rules/runs.smk.
+# loop/{loop}/seed-S/round-R (round R >= 1 of an ASLseg loop); see aslseg/artifacts.py.
 
 
 rule ssl_train:
@@ -9,14 +9,14 @@ rule ssl_train:
     unlabeled. The labels of labeled and val volumes and the pseudo-label files are its only label inputs. A
     round whose list the previous round's selection left unchanged reuses the previous round's model."""
     input:
-        unpack(ssl_train_inputs),
+        unpack(INPUTS.ssl_train),
         code=script_code("ssl_train.py"),
     output:
-        model=f"{RESULTS}/{{model}}/model.pt",
+        model=result(artifacts.MODEL),
     params:
         ssl=lambda wildcards: SSL_RUNS[model_of(wildcards).run]["ssl"],
         seed=lambda wildcards: model_of(wildcards).seed,
-        loop=lambda wildcards: round_training(model_of(wildcards).experiment) if model_of(wildcards).round else {},
+        loop=lambda wildcards: PLAN.round_training(model_of(wildcards).experiment) if model_of(wildcards).round else {},
         round=lambda wildcards: model_of(wildcards).round,
     log:
         f"{LOGS}/ssl_train/{{model}}.log",
@@ -35,12 +35,12 @@ rule ssl_predict:
     """Pseudo Label 1 (probabilities and masks) for the unlabeled volumes of one shard (shard val: the val
     volumes, for a calibrated selection)."""
     input:
-        unpack(previous_round_inputs("ssl_predict")),
-        model=f"{RESULTS}/{{model}}/model.pt",
-        images=shard_images,
+        unpack(INPUTS.previous_round("ssl_predict")),
+        model=result(artifacts.MODEL),
+        images=INPUTS.shard_images,
         code=script_code("ssl_predict.py"),
     output:
-        f"{RESULTS}/{{model}}/pl1/shard-{{shard}}.npz",
+        result(artifacts.PSEUDO_LABEL_1),
     params:
         threshold=lambda wildcards: SSL_RUNS[model_of(wildcards).run]["ssl"]["threshold"],
     log:
@@ -60,14 +60,14 @@ rule evaluate:
     """(Evaluation only: reads the test volumes' tumor labels.) Dice, Jaccard, 95HD, ASD in mm per test
     volume, lesion detection and false-positive volume, and their summary."""
     input:
-        unpack(previous_round_inputs("evaluate")),
-        model=f"{RESULTS}/{{model}}/model.pt",
-        images=lambda wildcards: [prepared_image(case) for case in run_split(wildcards)["test"]],
-        labels=lambda wildcards: [prepared_label(case) for case in run_split(wildcards)["test"]],
+        unpack(INPUTS.previous_round("evaluate")),
+        model=result(artifacts.MODEL),
+        images=INPUTS.test_images,
+        labels=INPUTS.test_labels,
         code=script_code("evaluate.py"),
     output:
-        cases=f"{RESULTS}/{{model}}/test_cases.csv",
-        summary=f"{RESULTS}/{{model}}/test_summary.json",
+        cases=result(artifacts.TEST_CASES),
+        summary=result(artifacts.TEST_SUMMARY),
     params:
         threshold=lambda wildcards: SSL_RUNS[model_of(wildcards).run]["ssl"]["threshold"],
     log:
@@ -87,12 +87,12 @@ rule summary:
     """One row per experiment x round x seed: the test-set means and the number of cases behind them, with the
     ground-truth liver and end to end with the predicted liver."""
     input:
-        summaries=[row["summary"] for row in summary_rows(config["targets"], config["seeds"])],
-        end_to_end=[row["end_to_end"] for row in summary_rows(config["targets"], config["seeds"])],
+        summaries=[row["summary"] for row in SUMMARY_ROWS],
+        end_to_end=[row["end_to_end"] for row in SUMMARY_ROWS],
     output:
-        report(f"{RESULTS}/summary.csv", caption="../docs/report/summary.rst", category="Results"),
+        report(result(artifacts.SUMMARY), caption="../docs/report/summary.rst", category="Results"),
     params:
-        rows=[{key: row[key] for key in SUMMARY_KEYS} for row in summary_rows(config["targets"], config["seeds"])],
+        rows=[{key: row[key] for key in SUMMARY_KEYS} for row in SUMMARY_ROWS],
     log:
         f"{LOGS}/summary.log",
     localrule: True
