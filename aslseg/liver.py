@@ -11,8 +11,7 @@ filled per slice (a hypodense lesion inside the liver is liver).
 from __future__ import annotations
 
 import dataclasses
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,27 +24,19 @@ from aslseg.data.restore import restore_stack
 from aslseg.dice import pooled_dice
 from aslseg.io import atomic_path
 from aslseg.precision import Precision, resolve_bf16
-from aslseg.progress import Progress
 from aslseg.seg2d.augment import Augmenter
 from aslseg.seg2d.network import build_network, predict_probabilities
+from aslseg.seg2d.settings import LoopSettings
+from aslseg.seg2d.training import TrainResult, fit
 
 
 @dataclass(frozen=True)
-class LiverSettings:
-    """Config `liver` (the schema documents the keys and holds their defaults) and the data window."""
+class LiverSettings(LoopSettings):
+    """Config `liver` (the schema documents the keys and holds their defaults): those of every seg2d training
+    (LoopSettings), the liver model's own, and the data window."""
 
-    size: int
-    features: tuple[int, ...]
-    iterations: int
-    batch_size: int
-    lr: float
-    weight_decay: float
-    val_every: int
-    rotate_deg: float
-    scale: float
-    intensity: float
-    threshold: float
-    bf16: bool | str
+    size: int  # in-plane pixels of the whole slices it sees
+    threshold: float  # liver probability above which a pixel is liver
     window: tuple[float, float]
 
     @classmethod
@@ -82,22 +73,8 @@ class LiverData:
         return cls(np.concatenate(images), np.concatenate(livers))
 
 
-@dataclass
-class LiverResult:
-    state_dict: dict
-    best_iteration: int
-    best_val_dice: float  # pooled Dice on the val slices at the model's size
-    history: list[dict] = field(default_factory=list)
-    seconds: float = 0.0
-    precision: Precision | None = None
-
-
-def _copy(model: torch.nn.Module) -> dict:
-    return {key: value.detach().cpu().clone() for key, value in model.state_dict().items()}
-
-
 def train_liver(train: LiverData, val: LiverData, settings: LiverSettings, seed: int, device: str = "cpu",
-                progress: bool = True) -> LiverResult:
+                progress: bool = True) -> TrainResult:
     """Train the liver model on `train`; keep the weights whose pooled val Dice is best."""
     if not len(train.image) or not len(val.image):
         raise ValueError("the liver model needs training and val slices")
@@ -105,33 +82,21 @@ def train_liver(train: LiverData, val: LiverData, settings: LiverSettings, seed:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = build_network(settings.features, bf16=precision.bf16).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    schedule = torch.optim.lr_scheduler.PolynomialLR(optimizer, total_iters=settings.iterations, power=0.9)
     loss_function = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
     augment = Augmenter(settings.rotate_deg, settings.scale, settings.intensity, False, seed, device)
-    best = LiverResult(_copy(model), 0, -1.0, precision=precision)
-    start = time.perf_counter()
-    bar = Progress(settings.iterations, "liver_train", "iterations", enabled=progress)
-    for iteration in range(1, settings.iterations + 1):
+
+    def step(iteration: int):
         index = rng.choice(len(train.image), size=settings.batch_size, replace=len(train.image) < settings.batch_size)
         inputs, labels = augment(train.image[index], train.liver[index])
-        loss = loss_function(model(inputs), labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        bar.advance()
-        if iteration % settings.val_every == 0 or iteration == settings.iterations:
-            dice = pooled_dice(predict_probabilities(model, val.image) > settings.threshold, val.liver)
-            best.history.append({"iteration": iteration, "loss": loss.item(), "val_dice": dice})
-            bar.note = f"loss {loss.item():.3f}, val Dice {dice:.3f}"
-            if dice > best.best_val_dice:
-                best.state_dict, best.best_iteration, best.best_val_dice = _copy(model), iteration, dice
-    best.seconds = time.perf_counter() - start
-    return best
+        return loss_function(model(inputs), labels), {}
+
+    def validate() -> float:
+        return pooled_dice(predict_probabilities(model, val.image) > settings.threshold, val.liver)
+
+    return fit(model.parameters(), model, settings, step, validate, "liver_train", precision, progress=progress)
 
 
-def save_liver_model(path: str | Path, result: LiverResult, settings: LiverSettings) -> None:
+def save_liver_model(path: str | Path, result: TrainResult, settings: LiverSettings) -> None:
     """Tensors and plain values only (loadable with weights_only=True)."""
     with atomic_path(path) as tmp:
         torch.save({"state_dict": result.state_dict, "liver": settings.record(), "best_val_dice": result.best_val_dice,

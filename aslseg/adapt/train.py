@@ -8,8 +8,7 @@ SS's typical mistakes -- above all, to delete false-positive components that SAM
 from __future__ import annotations
 
 import dataclasses
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -17,30 +16,22 @@ from monai.losses import DiceCELoss
 
 from aslseg.dice import pooled_dice
 from aslseg.precision import Precision, resolve_bf16
-from aslseg.progress import Progress
 from aslseg.seg2d.augment import Augmenter
 from aslseg.seg2d.network import build_network, predict_probabilities
 from aslseg.seg2d.sampling import ForegroundBatchSampler
+from aslseg.seg2d.settings import LoopSettings
+from aslseg.seg2d.training import TrainResult, fit
 
 PRIOR_CHANNELS = ("pl2", "sam_probability", "pl1")  # what AN may see besides the image; pl2 always
 
 
 @dataclass(frozen=True)
-class AdaptSettings:
-    """The training keys of config `adapt` (the schema documents them and holds their defaults)."""
+class AdaptSettings(LoopSettings):
+    """The training keys of config `adapt` (the schema documents them and holds their defaults): those of every
+    seg2d training (LoopSettings) and AN's own."""
 
     inputs: tuple[str, ...]  # prior channels, in this order; must start with "pl2"
-    iterations: int
-    batch_size: int
-    lr: float
-    weight_decay: float
-    features: tuple[int, ...]
-    foreground_fraction: float
-    val_every: int
-    rotate_deg: float
-    scale: float
-    intensity: float
-    bf16: bool | str  # bfloat16 autocast: True, False or "auto" until `on_device` resolves it, as SS(.)'s
+    foreground_fraction: float  # share of each batch drawn from slices with tumor
 
     def __post_init__(self):
         inputs = list(self.inputs)
@@ -55,11 +46,6 @@ class AdaptSettings:
         if missing:
             raise KeyError(f"adapt settings missing: {missing}")
         return cls(**{key: tuple(section[key]) if key in ("inputs", "features") else section[key] for key in names})
-
-    def on_device(self, device) -> tuple["AdaptSettings", Precision]:
-        """These settings with `bf16` resolved for `device`, and the precision chosen (with its reason)."""
-        precision = resolve_bf16(self.bf16, device)
-        return dataclasses.replace(self, bf16=precision.bf16), precision
 
 
 @dataclass(frozen=True)
@@ -76,14 +62,8 @@ class AdaptData:
 
 
 @dataclass
-class AdaptResult:
-    state_dict: dict
-    best_iteration: int
-    best_val_dice: float  # pooled Dice of PL3 on the val examples
-    val_dice_of_pl2: float  # pooled Dice of the PL2 it starts from, on the same examples
-    history: list[dict] = field(default_factory=list)
-    seconds: float = 0.0
-    precision: Precision | None = None  # what AN ran in (settings.bf16 resolved for the device)
+class AdaptResult(TrainResult):
+    val_dice_of_pl2: float | None = None  # pooled Dice of the PL2 AN starts from, on the same val examples
 
 
 def refine(model: torch.nn.Module, data: AdaptData, threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
@@ -103,14 +83,11 @@ def refine_cases(model: torch.nn.Module, adapt: dict, images: dict[int, np.ndarr
     return masks, probabilities
 
 
-def _copy(model: torch.nn.Module) -> dict:
-    return {key: value.detach().cpu().clone() for key, value in model.state_dict().items()}
-
-
 def train_adaptation(
     train: AdaptData, val: AdaptData, settings: AdaptSettings, seed: int, device: str = "cpu", progress: bool = True
 ) -> AdaptResult:
-    """Train AN on synthetic (image, priors) -> ground truth pairs; keep the weights best on `val`."""
+    """Train AN on synthetic (image, priors) -> ground truth pairs; keep the weights best on `val` (pooled Dice
+    of PL3 on the val examples)."""
     if train.target is None or val.target is None:
         raise ValueError("AN trains and validates against ground truth; a target is missing")
     if train.prior.shape[1] != len(settings.inputs):
@@ -119,32 +96,19 @@ def train_adaptation(
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = build_network(settings.features, in_channels=1 + len(settings.inputs), bf16=settings.bf16).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    schedule = torch.optim.lr_scheduler.PolynomialLR(optimizer, total_iters=settings.iterations, power=0.9)
     loss_function = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
     has_tumor = train.target.reshape(len(train.target), -1).any(axis=1)
     sampler = ForegroundBatchSampler(has_tumor, settings.batch_size, settings.foreground_fraction, rng)
     augment = Augmenter(settings.rotate_deg, settings.scale, settings.intensity, False, seed, device)
-    best = AdaptResult(_copy(model), 0, -1.0, pooled_dice(val.prior[:, 0] > 0.5, val.target), precision=precision)
-    start = time.perf_counter()
-    bar = Progress(settings.iterations, "adapt_train", "iterations", enabled=progress)
-    for iteration in range(1, settings.iterations + 1):
+
+    def step(iteration: int):
         index = sampler()
         inputs, labels = augment(train.image[index], train.target[index], train.prior[index])
-        loss = loss_function(model(inputs), labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        bar.advance()
-        if iteration % settings.val_every == 0 or iteration == settings.iterations:
-            dice = pooled_dice(refine(model, val)[0], val.target)
-            best.history.append({"iteration": iteration, "loss": loss.item(), "val_dice": dice})
-            bar.note = f"loss {loss.item():.3f}, val Dice {dice:.3f}"
-            if dice > best.best_val_dice:
-                best.state_dict, best.best_iteration, best.best_val_dice = _copy(model), iteration, dice
-    best.seconds = time.perf_counter() - start
-    return best
+        return loss_function(model(inputs), labels), {}
+
+    result = fit(model.parameters(), model, settings, step, lambda: pooled_dice(refine(model, val)[0], val.target),
+                 "adapt_train", precision, progress=progress)
+    return AdaptResult(**vars(result), val_dice_of_pl2=pooled_dice(val.prior[:, 0] > 0.5, val.target))
 
 
 def load_adaptation(path: str, device: str = "cpu") -> tuple[torch.nn.Module, dict, Precision]:

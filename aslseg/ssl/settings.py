@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from aslseg.precision import Precision, resolve_bf16
+from aslseg.seg2d.settings import LoopSettings
 
 # Settings only some methods read; every other training setting is read by all of them.
 _TEACHER = ("consistency", "rampup", "ema_decay", "teacher_noise", "unlabeled_batch_size")
@@ -27,22 +27,13 @@ NOT_TRAINING = ("method", "threshold")
 
 
 @dataclass(frozen=True)
-class TrainSettings:
+class TrainSettings(LoopSettings):
     """The training settings of SS(.): keys of config `ssl` (documented in the config schema, which also
-    holds their defaults). Method-specific ones are None for methods that do not read them."""
+    holds their defaults), those of every seg2d training (LoopSettings) and SS(.)'s own. Method-specific ones
+    are None for methods that do not read them."""
 
-    iterations: int
-    batch_size: int
-    lr: float
-    weight_decay: float
-    features: tuple[int, ...]
-    foreground_fraction: float
-    val_every: int
-    rotate_deg: float
-    scale: float
-    intensity: float
-    flip: bool
-    bf16: bool | str  # bfloat16 autocast: True, False or "auto" until `on_device` resolves it (aslseg/precision.py)
+    foreground_fraction: float  # share of each labeled batch from slices with tumor
+    flip: bool  # left-right flips
     unlabeled_batch_size: int | None = None  # unlabeled slices per step (MT, UA-MT, CPS)
     consistency: float | None = None  # weight of the unlabeled loss after ramp-up (MT, UA-MT, CPS)
     rampup: float | None = None  # share of training over which that weight ramps up
@@ -69,11 +60,6 @@ class TrainSettings:
         if unknown:
             raise KeyError(f"ssl settings unknown to the training loop: {sorted(unknown)}")
         return cls(**{key: tuple(value) if key == "features" else value for key, value in ssl.items() if key in names})
-
-    def on_device(self, device) -> tuple["TrainSettings", Precision]:
-        """These settings with `bf16` resolved for `device`, and the precision chosen (with its reason)."""
-        precision = resolve_bf16(self.bf16, device)
-        return dataclasses.replace(self, bf16=precision.bf16), precision
 
 
 def method_settings(ssl: dict) -> dict:
