@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass
 
 from aslseg.experiments import settings_key
-from aslseg.select.reliability import rule_settings
+from aslseg.select.reliability import selection_settings
 from aslseg.ssl.settings import method_settings
 
 # ---- which settings each artifact depends on -------------------------------------------------------------
@@ -255,7 +255,7 @@ def synthesis_file(pattern: str, sam: dict, adapt: dict, labeled, seed) -> str:
 
 
 def select_key(select: dict) -> str:
-    return settings_key(rule_settings(select))
+    return settings_key(selection_settings(select))
 
 
 # ---- loops and rounds -------------------------------------------------------------------------------------
@@ -268,7 +268,7 @@ def loop_name(settings: dict) -> str:
     """A loop: the SSL method and a hash of the round-0 run, the SAM run, AN, the selection settings and how
     its rounds train (`round_training`)."""
     key = settings_key(ssl_run_name(settings), sam_run_name(settings["sam"]),
-                       adapt_run_name(settings["sam"], settings["adapt"]), rule_settings(settings["select"]),
+                       adapt_run_name(settings["sam"], settings["adapt"]), selection_settings(settings["select"]),
                        round_training(settings))
     return f"{settings['ssl']['method']}-{key}"
 
@@ -318,10 +318,10 @@ def pseudo_label_3(model: str, samrun: str, adaptrun: str, shard) -> str:
 # ---- from names back to settings --------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Model:
-    """What a {model} wildcard names: the SSL run it trains like, its seed and round, and (round >= 1) the
-    loop -- through `experiment`, one experiment of that loop, whose settings are the loop's."""
+    """What a {model} wildcard names: the Stage I run it trains like (`ssl_run_name`), its seed and round, and
+    (round >= 1) the loop -- through `experiment`, one experiment of that loop, whose settings are the loop's."""
 
-    run: str
+    ssl_run: str
     seed: int
     round: int
     experiment: str | None
@@ -347,7 +347,7 @@ class Catalog:
         self.synths = {synth_key(e["sam"], e["adapt"]): e for e in with_adapt}
         self.adapts = {adapt_model_name(e["sam"], e["adapt"]): e for e in with_adapt}
         self.adapt_runs = {adapt_run_name(e["sam"], e["adapt"]): e for e in with_adapt}
-        self.selects = {select_key(experiments[name]["select"]): rule_settings(experiments[name]["select"])
+        self.selects = {select_key(experiments[name]["select"]): selection_settings(experiments[name]["select"])
                         for name in self.loop_experiments}
         self.loops = {loop_name(experiments[name]): name for name in self.loop_experiments}
 
@@ -359,8 +359,8 @@ class Catalog:
         parts = model.split("/")
         seed = int(parts[2].removeprefix("seed-"))
         if parts[0] == "ssl":
-            run, round_index, experiment = parts[1], 0, None
+            ssl_run, round_index, experiment = parts[1], 0, None
         else:
             experiment = self.loops[parts[1]]
-            run, round_index = ssl_run_name(self.experiments[experiment]), int(parts[3].removeprefix("round-"))
-        return Model(run, seed, round_index, experiment, labeled_name(self.ssl_runs[run]["labeled"]))
+            ssl_run, round_index = ssl_run_name(self.experiments[experiment]), int(parts[3].removeprefix("round-"))
+        return Model(ssl_run, seed, round_index, experiment, labeled_name(self.ssl_runs[ssl_run]["labeled"]))

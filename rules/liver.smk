@@ -37,7 +37,7 @@ rule predictor:
         result(artifacts.PREDICTOR),
     params:
         data={key: DATA[key] for key in ("window", "size", "crop", "crop_margin_mm", "slice_margin")},
-        threshold=lambda wildcards: SSL_RUNS[model_of(wildcards).run]["ssl"]["threshold"],
+        threshold=lambda wildcards: SSL_RUNS[model_of(wildcards).ssl_run]["ssl"]["threshold"],
     log:
         f"{LOGS}/predictor/{{model}}.log",
     localrule: True

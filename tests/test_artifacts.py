@@ -97,7 +97,7 @@ def test_every_name_matches_its_wildcard_and_round_trips_through_the_catalog():
             folder = catalog.model_dir(name, 3, round_index)
             assert re.fullmatch(WILDCARDS["model"], folder)
             model = catalog.parse_model(folder)
-            assert (model.run, model.seed, model.round) == (artifacts.ssl_run_name(settings), 3, round_index)
+            assert (model.ssl_run, model.seed, model.round) == (artifacts.ssl_run_name(settings), 3, round_index)
             assert model.labeled == f"{settings['data']['split']['labeled']:g}"
             if round_index:
                 assert catalog.model_dir(model.experiment, 3, round_index) == folder

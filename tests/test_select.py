@@ -4,7 +4,7 @@ import pytest
 
 from aslseg.select.expand import GROUND_TRUTH_ROUND, LIST_COLUMNS, accepted_in, expand, initial_list, summarize_list
 from aslseg.select.reliability import (
-    SCORE_COLUMNS, SelectSettings, agreement, calibrate_threshold, rule_settings, score_slices, select,
+    SCORE_COLUMNS, SelectSettings, agreement, calibrate_threshold, selection_settings, score_slices, select,
 )
 
 
@@ -219,8 +219,8 @@ def test_select_settings_from_config():
 
 def test_rule_settings_keep_calibration_keys_for_the_calibrated_rule_only():
     full = {**SECTION, "precision": 0.5, "min_val_slices": 5}
-    assert rule_settings(full) == SECTION  # a threshold selection is named as before these keys existed
-    calibrated = rule_settings({**full, "rule": "calibrated"})
+    assert selection_settings(full) == SECTION  # a threshold selection is named as before these keys existed
+    calibrated = selection_settings({**full, "rule": "calibrated"})
     assert "threshold" not in calibrated and "fraction" not in calibrated and calibrated["precision"] == 0.5
     settings = SelectSettings.from_config(calibrated)
     assert settings.precision == 0.5 and settings.min_val_slices == 5 and settings.threshold is None

@@ -49,7 +49,7 @@ import pandas as pd
 from aslseg.dice import dice_from_counts, pooled_dice
 
 TERMS = ("agreement", "sam_iou", "confidence")
-RULES = ("threshold", "top_fraction", "calibrated")
+SELECTION_RULES = ("threshold", "top_fraction", "calibrated")
 SCORE_COLUMNS = (
     "case", "position", "pl1_pixels", "pl3_pixels", "both_empty", "agreement", "sam_iou", "confidence", "score",
 )
@@ -168,8 +168,8 @@ def select(
     `rule="top_fraction"` accepts the floor(`fraction` * eligible) best-scored eligible slices -- never more than
     the fraction asked for -- and breaks ties by (case, position), lowest first: arbitrary, but the same on
     every run and machine. The parameter the rule does not use is ignored."""
-    if rule not in RULES:
-        raise ValueError(f"unknown selection rule {rule!r}; known: {list(RULES)}")
+    if rule not in SELECTION_RULES:
+        raise ValueError(f"unknown selection rule {rule!r}; known: {list(SELECTION_RULES)}")
     missing = sorted({"case", "position", "both_empty", "score"} - set(scores.columns))
     if missing:
         raise ValueError(f"scores lack the columns {missing}")
@@ -241,7 +241,7 @@ CALIBRATION_KEYS = ("precision", "min_val_slices")
 FIXED_RULE_KEYS = ("threshold", "fraction")
 
 
-def rule_settings(select: dict) -> dict:
+def selection_settings(select: dict) -> dict:
     """The part of config `select` a selection depends on: the calibration keys under rule "calibrated" (and
     not the fixed threshold or fraction), the others under the other rules. It names a selection and reaches
     rule score, so editing `precision` reruns no threshold selection and editing `threshold` no calibrated one
@@ -253,7 +253,7 @@ def rule_settings(select: dict) -> dict:
 @dataclass(frozen=True)
 class SelectSettings:
     """Config `select` (documented in the config schema, which also holds the defaults). The None defaults
-    here are for the keys a rule does not read (`rule_settings` leaves them out); `from_config` requires every
+    here are for the keys a rule does not read (`selection_settings` leaves them out); `from_config` requires every
     other key, so a key missing from the config is an error rather than a silent default."""
 
     rule: str  # "threshold", "top_fraction" or "calibrated"
@@ -267,8 +267,8 @@ class SelectSettings:
     min_val_slices: int | None = None  # fewest val slices a calibrated threshold may rest on
 
     def __post_init__(self):
-        if self.rule not in RULES:
-            raise ValueError(f"select.rule must be one of {list(RULES)}, got {self.rule!r}")
+        if self.rule not in SELECTION_RULES:
+            raise ValueError(f"select.rule must be one of {list(SELECTION_RULES)}, got {self.rule!r}")
         if self.rule == "threshold" and (self.threshold is None or not 0 <= self.threshold <= 1):
             raise ValueError(f"select.threshold must be in [0, 1] for rule 'threshold', got {self.threshold!r}")
         if self.rule == "top_fraction" and (self.fraction is None or not 0 < self.fraction <= 1):
@@ -290,7 +290,7 @@ class SelectSettings:
 
     @classmethod
     def from_config(cls, section: dict) -> "SelectSettings":
-        """From config["select"] (already filled with schema defaults), whole or narrowed by `rule_settings`:
+        """From config["select"] (already filled with schema defaults), whole or narrowed by `selection_settings`:
         every key it keeps required, unknown keys rejected -- a misspelt threshold silently ignored would
         change which slices are trained on."""
         names = {f.name for f in dataclasses.fields(cls)}
