@@ -40,6 +40,9 @@ PROMPT_KEYS = ("box_margin", "min_component_pixels", "multipoint_n")
 # The `adapt` keys AN's training reads (the corruption settings name its synthetic data instead).
 ADAPT_TRAINING = ("inputs", "iterations", "batch_size", "lr", "weight_decay", "features", "bf16", "foreground_fraction",
                   "val_every", "rotate_deg", "scale", "intensity", "threshold")
+# The `data` keys that turn a raw case into prepared slices (rule prepare; a model's predictor records them, so a
+# new scan is prepared the same way).
+PREPARE_KEYS = ("window", "size", "crop", "crop_margin_mm", "slice_margin")
 NONE = "none"  # the SAM run without SAM, the AN run without AN: the earlier pseudo label is used as it is
 VAL_SHARD = "val"  # the val volumes, predicted like one more unlabeled shard for a calibrated selection
 
@@ -131,6 +134,17 @@ def fill(pattern: str, **values) -> str:
     """`pattern` with the placeholders named in `values` filled and the others left as they are (Snakemake
     wildcards), e.g. fill(LIVER_MODEL, liver=key) for a rule whose output has a fixed hash."""
     return _PLACEHOLDER.sub(lambda m: str(values[m[1]]) if m[1] in values else m[0], pattern)
+
+
+# ---- the data stage ---------------------------------------------------------------------------------------
+def prepare_settings(data: dict) -> dict:
+    return {key: data[key] for key in PREPARE_KEYS}
+
+
+def split_settings(data: dict) -> dict:
+    """What the test / val draw and a split's labeled draw read of config `data.split`, less the labeled
+    fraction: that comes from the split's path, so other fractions' splits stay valid."""
+    return {key: value for key, value in data["split"].items() if key != "labeled"}
 
 
 # ---- Stage I ----------------------------------------------------------------------------------------------

@@ -34,11 +34,7 @@ rule prepare:
         label=result(artifacts.PREPARED_LABEL),
         stats=result(artifacts.PREPARED_STATS),
     params:
-        window=DATA["window"],
-        size=DATA["size"],
-        crop=DATA["crop"],
-        crop_margin_mm=DATA["crop_margin_mm"],
-        slice_margin=DATA["slice_margin"],
+        **artifacts.prepare_settings(DATA),
     log:
         f"{LOGS}/prepare/case-{{case}}.log",
     benchmark:
@@ -62,8 +58,7 @@ checkpoint split:
     output:
         result(artifacts.SPLIT),
     params:
-        # The labeled fraction comes from the path; leaving it out here keeps other fractions' splits valid.
-        split={key: value for key, value in DATA["split"].items() if key != "labeled"},
+        split=artifacts.split_settings(DATA),
     log:
         f"{LOGS}/split/labeled-{{labeled}}_seed-{{seed}}.log",
     localrule: True
@@ -82,7 +77,7 @@ checkpoint holdout:
     output:
         result(artifacts.HOLDOUT),
     params:
-        split={key: value for key, value in DATA["split"].items() if key != "labeled"},
+        split=artifacts.split_settings(DATA),
     log:
         f"{LOGS}/split/holdout.log",
     localrule: True

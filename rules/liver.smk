@@ -36,7 +36,7 @@ rule predictor:
     output:
         result(artifacts.PREDICTOR),
     params:
-        data={key: DATA[key] for key in ("window", "size", "crop", "crop_margin_mm", "slice_margin")},
+        data=artifacts.prepare_settings(DATA),
         threshold=lambda wildcards: SSL_RUNS[model_of(wildcards).ssl_run]["ssl"]["threshold"],
     log:
         f"{LOGS}/predictor/{{model}}.log",
