@@ -36,9 +36,9 @@ TINY_PHANTOM = {
 }
 
 
-def tiny(**changes) -> dict:
-    """A copy of TINY_PHANTOM with changes given as dotted keys, e.g. tiny(**{"ssl.lr": 0.01})."""
-    config = json.loads(json.dumps(TINY_PHANTOM))
+def with_changes(base: dict, changes: dict) -> dict:
+    """A copy of a config with changes given as dotted keys, e.g. {"ssl.lr": 0.01}."""
+    config = json.loads(json.dumps(base))
     for dotted, value in changes.items():
         *parents, key = dotted.split(".")
         node = config
@@ -46,6 +46,11 @@ def tiny(**changes) -> dict:
             node = node.setdefault(parent, {})
         node[key] = value
     return config
+
+
+def tiny(**changes) -> dict:
+    """TINY_PHANTOM with changes given as dotted keys, e.g. tiny(**{"ssl.lr": 0.01})."""
+    return with_changes(TINY_PHANTOM, changes)
 
 
 def snakemake(workdir: Path, config: dict, *args: str, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:

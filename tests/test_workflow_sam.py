@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from aslseg.pseudo_labels import read_masks
-from tests.test_workflow import TINY_SSL, planned_jobs, snakemake
+from tests.test_workflow import TINY_SSL, planned_jobs, snakemake, with_changes
 
 pytestmark = pytest.mark.workflow
 
@@ -57,14 +57,7 @@ TINY_STAGE2 = {
 
 def changed(**changes) -> dict:
     """TINY_STAGE2 with changes given as dotted keys."""
-    config = json.loads(json.dumps(TINY_STAGE2))
-    for dotted, value in changes.items():
-        *parents, key = dotted.split(".")
-        node = config
-        for parent in parents:
-            node = node.setdefault(parent, {})
-        node[key] = value
-    return config
+    return with_changes(TINY_STAGE2, changes)
 
 
 @pytest.fixture(scope="module")
