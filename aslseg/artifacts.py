@@ -19,27 +19,25 @@ edit reruns only what it touches. Folders, relative to the results folder:
     sam/finetune/{tune}/labeled-F/seed-S/   a fine-tuned decoder per labeled draw
     adapt/synthetic/{synth}/labeled-F/seed-S/, adapt/model/{adapt}/labeled-F/seed-S/
 
-Everything here is a pure function of an experiment's effective config (`experiments.experiment_config`), so
-what shares and what reruns can be checked by unit tests (tests/test_artifacts.py) without Snakemake.
+Each kind is a class (StageOneRun, Embeddings, Decoder, SamRun, Synthesis, AdaptModel, AdaptRun, Selection,
+Loop) holding the settings its job receives, its key and its files. Everything here is a pure function of an
+experiment's effective config (`experiments.experiment_config`), so what shares and what reruns can be checked by
+unit tests (tests/test_artifacts.py) without Snakemake.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import ClassVar
 
 from aslseg.experiments import settings_key
 from aslseg.select.reliability import selection_settings
 from aslseg.ssl.settings import method_settings
 
-# ---- which settings each artifact depends on -------------------------------------------------------------
-# The `sam` keys the embeddings depend on (backend, weights, precision, sharding): one set for every run.
-EMBED_KEYS = ("backend", "model_type", "checkpoint", "input_norm", "bf16", "embed_batch", "shards")
+# ---- settings keys shared by several kinds ------------------------------------------------------------------
 # The prompt-shape keys: how a component of a mask becomes a box or points, for fine-tuning and prompting.
 PROMPT_KEYS = ("box_margin", "min_component_pixels", "multipoint_n")
-# The `adapt` keys AN's training reads (the corruption settings name its synthetic data instead).
-ADAPT_TRAINING = ("inputs", "iterations", "batch_size", "lr", "weight_decay", "features", "bf16", "foreground_fraction",
-                  "val_every", "rotate_deg", "scale", "intensity", "threshold")
 # The `data` keys that turn a raw case into prepared slices (rule prepare; a model's predictor records them, so a
 # new scan is prepared the same way).
 PREPARE_KEYS = ("window", "size", "crop", "crop_margin_mm", "slice_margin")
@@ -147,12 +145,228 @@ def split_settings(data: dict) -> dict:
     return {key: value for key, value in data["split"].items() if key != "labeled"}
 
 
-# ---- Stage I ----------------------------------------------------------------------------------------------
-def ssl_run_name(settings: dict) -> str:
-    """An SSL run: its method and a hash of what the model depends on (the ssl settings its method reads, the
-    labeled fraction)."""
-    ssl = settings["ssl"]
-    return f"{ssl['method']}-{settings_key(method_settings(ssl), settings['data']['split']['labeled'])}"
+# ---- the artifact kinds ------------------------------------------------------------------------------------
+# One class per kind: the settings its job receives, its key (the hash that names it, of those settings and
+# its parents' keys) and its files. `of(...)` builds one from an experiment's effective config; Catalog turns
+# a name found in a path back into the object. Each key is computed as it was when the kind got its name, so
+# existing results folders keep their artifacts.
+@dataclass(frozen=True)
+class StageOneRun:
+    """Stage I trained like an experiment's `ssl` section on a labeled fraction: round 0 of every experiment
+    with that Stage I ({model} = ssl/<name>/seed-S)."""
+
+    settings: dict  # what ssl_train receives: the ssl keys its method reads (method_settings), threshold included
+    labeled: float
+
+    @classmethod
+    def of(cls, experiment: dict) -> "StageOneRun":
+        return cls(method_settings(experiment["ssl"]), experiment["data"]["split"]["labeled"])
+
+    @property
+    def name(self) -> str:
+        return f"{self.settings['method']}-{settings_key(self.settings, self.labeled)}"
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """SAM's image embeddings of the train and val slices: one set for every experiment, seed and round."""
+
+    KEYS: ClassVar = ("backend", "model_type", "checkpoint", "input_norm", "bf16", "embed_batch", "shards")
+    settings: dict  # what sam_embed receives: the `sam` keys above (base weights, precision, sharding)
+
+    @classmethod
+    def of(cls, sam: dict) -> "Embeddings":
+        return cls({key: sam[key] for key in cls.KEYS})
+
+    @property
+    def key(self) -> str:
+        return settings_key(self.settings)
+
+    def files(self) -> dict[str, list[str]]:
+        """Every shard's embeddings (.npy) and index (.json)."""
+        shards = range(self.settings["shards"])
+        return {"embeddings": [EMBEDDINGS.format(embed=self.key, shard=k) for k in shards],
+                "embedding_index": [EMBEDDING_INDEX.format(embed=self.key, shard=k) for k in shards]}
+
+
+class PerDraw:
+    """An artifact made for each labeled draw (fraction F, seed S): its files are its pattern filled with its key
+    ({tune}, {synth} or {adapt}), F and S."""
+
+    WILDCARD: ClassVar[str]
+
+    def file(self, pattern: str, labeled, seed) -> str:
+        return pattern.format(**{self.WILDCARD: self.key}, labeled=labeled_name(labeled), seed=seed)
+
+
+@dataclass(frozen=True)
+class Decoder(PerDraw):
+    """SAM's mask decoder fine-tuned on a labeled draw's ground truth, from the embeddings ({tune}: DECODER,
+    FINETUNE_REPORT)."""
+
+    WILDCARD: ClassVar = "tune"
+
+    embeddings: Embeddings
+    tuning: dict  # sam.finetune and the prompt-shape keys
+
+    @classmethod
+    def of(cls, sam: dict) -> "Decoder":
+        return cls(Embeddings.of(sam), {"finetune": sam["finetune"], **{key: sam[key] for key in PROMPT_KEYS}})
+
+    @property
+    def settings(self) -> dict:
+        """What sam_finetune receives: the embeddings' settings, the fine-tuning and prompt-shape settings."""
+        return {**self.embeddings.settings, **self.tuning}
+
+    @property
+    def key(self) -> str:
+        return settings_key(self.embeddings.settings, self.tuning)
+
+
+@dataclass(frozen=True)
+class SamRun:
+    """SAM prompted from a model's Pseudo Label 1 ({samrun} = <prompt>-<hash of every SAM setting>, box+point
+    spelled box_point): prompts and Pseudo Label 2."""
+
+    decoder: Decoder  # its embeddings, and the decoder when fine_tuned
+    fine_tuned: bool  # sam.finetune.enabled: false = SAM zero-shot
+    prompt_settings: dict  # what sam_prompts receives: the prompt type and how a component becomes one
+    predict_settings: dict  # what sam_predict receives: the embeddings' settings and SAM's mask threshold
+
+    @classmethod
+    def of(cls, sam: dict) -> "SamRun":
+        decoder = Decoder.of(sam)
+        return cls(decoder, sam["finetune"]["enabled"],
+                   {"prompt": sam["prompt"], **{key: sam[key] for key in PROMPT_KEYS}},
+                   {**decoder.embeddings.settings, "threshold": sam["threshold"]})
+
+    @property
+    def name(self) -> str:
+        settings = {**self.decoder.settings, **self.prompt_settings, **self.predict_settings}
+        return f"{self.prompt_settings['prompt'].replace('+', '_')}-{settings_key(settings)}"
+
+    def decoder_file(self, labeled, seed) -> dict[str, str]:
+        """{"decoder": the fine-tuned decoder of the draw}, or {} for SAM zero-shot."""
+        return {"decoder": self.decoder.file(DECODER, labeled, seed)} if self.fine_tuned else {}
+
+
+def sam_run_name(sam: dict) -> str:
+    """The {samrun} of config `sam`: "none" without SAM (sam.enabled false: PL1 is thresholded alone)."""
+    return SamRun.of(sam).name if sam["enabled"] else NONE
+
+
+# Synthetic pseudo-labels depend on the SAM run and the corruption settings; AN also on its training
+# settings; PL3 on AN and the PL2 it refines; the selection also on `select`. So editing select.threshold
+# redoes only the scoring and what follows, never SAM, AN or round 0 of Stage I.
+@dataclass(frozen=True)
+class Synthesis(PerDraw):
+    """Synthetic pseudo-labels of a labeled draw: its ground truth corrupted, then through the SAM run ({synth}:
+    SYNTHETIC, SYNTHETIC_SUMMARY)."""
+
+    WILDCARD: ClassVar = "synth"
+
+    sam: dict  # what adapt_synthesize receives of config `sam` (all of it: the SAM run it replays)
+    corruptions: dict
+    copies: int
+
+    @classmethod
+    def of(cls, sam: dict, adapt: dict) -> "Synthesis":
+        return cls(sam, adapt["corruptions"], adapt["copies"])
+
+    @property
+    def sam_run(self) -> SamRun:
+        return SamRun.of(self.sam)
+
+    @property
+    def key(self) -> str:
+        return settings_key(self.sam_run.name, self.corruptions, self.copies)
+
+
+@dataclass(frozen=True)
+class AdaptModel(PerDraw):
+    """AN trained on a labeled draw's synthetic pseudo-labels ({adapt}: ADAPT_MODEL, ADAPT_REPORT), used in every
+    round."""
+
+    WILDCARD: ClassVar = "adapt"
+
+    # The `adapt` keys AN's training reads (the corruption settings name its synthetic data instead) and PL3's
+    # threshold.
+    KEYS: ClassVar = ("inputs", "iterations", "batch_size", "lr", "weight_decay", "features", "bf16",
+                      "foreground_fraction", "val_every", "rotate_deg", "scale", "intensity", "threshold")
+    synthesis: Synthesis
+    training: dict  # what adapt_train receives: the `adapt` keys above
+
+    @classmethod
+    def of(cls, sam: dict, adapt: dict) -> "AdaptModel":
+        return cls(Synthesis.of(sam, adapt), {key: adapt[key] for key in cls.KEYS})
+
+    @property
+    def key(self) -> str:
+        return settings_key(self.synthesis.key, self.training)
+
+
+@dataclass(frozen=True)
+class AdaptRun:
+    """AN applied to a round's PL2 ({adaptrun}): Pseudo Label 3, and with the fallback the round's judgement
+    (PL3 is then PL2 in a round where AN loses on the val volumes)."""
+
+    model: AdaptModel
+    fallback: bool
+
+    @classmethod
+    def of(cls, sam: dict, adapt: dict) -> "AdaptRun":
+        return cls(AdaptModel.of(sam, adapt), adapt["fallback"])
+
+    @property
+    def name(self) -> str:
+        return settings_key(self.model.key, {"fallback": True}) if self.fallback else self.model.key
+
+
+def adapt_run_name(sam: dict, adapt: dict) -> str:
+    """The {adaptrun} of config `sam` and `adapt`: "none" without AN (adapt.enabled false, or no SAM: PL2, or
+    PL1, is scored as it is)."""
+    return AdaptRun.of(sam, adapt).name if adapt["enabled"] and sam["enabled"] else NONE
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Reliability scoring of a round's final pseudo labels and the next round's list ({select})."""
+
+    settings: dict  # what score receives: selection_settings(select)
+
+    @classmethod
+    def of(cls, select: dict) -> "Selection":
+        return cls(selection_settings(select))
+
+    @property
+    def key(self) -> str:
+        return settings_key(self.settings)
+
+
+@dataclass(frozen=True)
+class Loop:
+    """Rounds >= 1 of an ASLseg loop ({model} = loop/<name>/seed-S/round-R): named by the round-0 run, the SAM
+    run, AN, the selection and how its rounds train -- not loop.rounds, so a one-round and a two-round
+    experiment share round 1."""
+
+    stage_one: StageOneRun
+    sam_run: str
+    adapt_run: str
+    selection: Selection
+    round_training: dict  # what ssl_train receives as `loop` in rounds >= 1: config `loop` without `rounds`
+
+    @classmethod
+    def of(cls, experiment: dict) -> "Loop":
+        sam, adapt = experiment["sam"], experiment["adapt"]
+        training = {key: value for key, value in experiment["loop"].items() if key != "rounds"}
+        return cls(StageOneRun.of(experiment), sam_run_name(sam), adapt_run_name(sam, adapt),
+                   Selection.of(experiment["select"]), training)
+
+    @property
+    def name(self) -> str:
+        key = settings_key(self.stage_one.name, self.sam_run, self.adapt_run, self.selection.settings,
+                           self.round_training)
+        return f"{self.stage_one.settings['method']}-{key}"
 
 
 def labeled_name(labeled: float | str) -> str:
@@ -160,154 +374,29 @@ def labeled_name(labeled: float | str) -> str:
     return labeled if isinstance(labeled, str) else f"{labeled:g}"
 
 
-# ---- Stage II: the medical SAM ----------------------------------------------------------------------------
-# Three levels of sharing: embeddings; a fine-tuned decoder (+ fine-tuning and prompt-shape settings) per
-# labeled draw; a SAM run (+ the prompt type and threshold) applied to the Pseudo Label 1 of a model.
-def sam_embedding_settings(sam: dict) -> dict:
-    return {key: sam[key] for key in EMBED_KEYS}
-
-
-def sam_tuning_settings(sam: dict) -> dict:
-    return {"finetune": sam["finetune"], **{key: sam[key] for key in PROMPT_KEYS}}
-
-
-def finetune_settings(sam: dict) -> dict:
-    """What sam_finetune reads: the embeddings it trains on, the fine-tuning and prompt-shape settings."""
-    return {**sam_embedding_settings(sam), **sam_tuning_settings(sam)}
-
-
-def prompt_settings(sam: dict) -> dict:
-    """What sam_prompts reads: the prompt type and how a component becomes one."""
-    return {"prompt": sam["prompt"], **{key: sam[key] for key in PROMPT_KEYS}}
-
-
-def sam_predict_settings(sam: dict) -> dict:
-    """What sam_predict reads beyond its inputs: the embeddings' settings and SAM's mask threshold."""
-    return {**sam_embedding_settings(sam), "threshold": sam["threshold"]}
-
-
-def embed_key(sam: dict) -> str:
-    return settings_key(sam_embedding_settings(sam))
-
-
-def tune_key(sam: dict) -> str:
-    return settings_key(sam_embedding_settings(sam), sam_tuning_settings(sam))
-
-
-def embedding_files(sam: dict) -> dict[str, list[str]]:
-    """Every shard's embeddings (.npy) and index (.json) of a SAM configuration."""
-    embed = embed_key(sam)
-    return {
-        "embeddings": [EMBEDDINGS.format(embed=embed, shard=k) for k in range(sam["shards"])],
-        "embedding_index": [EMBEDDING_INDEX.format(embed=embed, shard=k) for k in range(sam["shards"])],
-    }
-
-
-def finetune_dir(sam: dict, labeled, seed) -> str:
-    """Where the decoder fine-tuned for a labeled draw lives (DECODER, FINETUNE_REPORT)."""
-    return FINETUNE_DIR.format(tune=tune_key(sam), labeled=labeled_name(labeled), seed=seed)
-
-
-def finetune_file(pattern: str, sam: dict, labeled, seed) -> str:
-    """DECODER or FINETUNE_REPORT of a labeled draw."""
-    return pattern.format(tune=tune_key(sam), labeled=labeled_name(labeled), seed=seed)
-
-
-def sam_run_name(sam: dict) -> str:
-    """A SAM run: "<prompt>-<hash of every SAM setting>" (box+point is spelled box_point in paths), or "none"
-    without SAM (sam.enabled false: PL1 is thresholded alone)."""
-    if not sam["enabled"]:
-        return NONE
-    settings = {**finetune_settings(sam), **prompt_settings(sam), **sam_predict_settings(sam)}
-    return f"{sam['prompt'].replace('+', '_')}-{settings_key(settings)}"
-
-
-# ---- Stage III and the selection --------------------------------------------------------------------------
-# Synthetic pseudo-labels depend on the SAM run and the corruption settings; AN also on its training
-# settings; PL3 on AN and the PL2 it refines; the selection also on `select`. So editing select.threshold
-# redoes only the scoring and what follows, never SAM, AN or round 0 of Stage I.
-def synth_key(sam: dict, adapt: dict) -> str:
-    return settings_key(sam_run_name(sam), adapt["corruptions"], adapt["copies"])
-
-
-def adapt_training_settings(adapt: dict) -> dict:
-    return {key: adapt[key] for key in ADAPT_TRAINING}
-
-
-def adapt_model_name(sam: dict, adapt: dict) -> str:
-    """AN's name: a hash of its synthetic data and training settings."""
-    return settings_key(synth_key(sam, adapt), adapt_training_settings(adapt))
-
-
-def adapt_run_name(sam: dict, adapt: dict) -> str:
-    """What makes PL3: AN's name, and with adapt.fallback a hash of it and the fallback (PL3 is then PL2
-    in a round where AN loses on the val volumes); "none" without AN (adapt.enabled false, or no SAM: PL2,
-    or PL1, is scored as it is)."""
-    if not adapt["enabled"] or not sam["enabled"]:
-        return NONE
-    name = adapt_model_name(sam, adapt)
-    return settings_key(name, {"fallback": True}) if adapt["fallback"] else name
-
-
-def synthesis_dir(sam: dict, adapt: dict, labeled, seed) -> str:
-    return SYNTHESIS_DIR.format(synth=synth_key(sam, adapt), labeled=labeled_name(labeled), seed=seed)
-
-
-def adapt_model_dir(sam: dict, adapt: dict, labeled, seed) -> str:
-    """Where AN trained for a labeled draw lives (ADAPT_MODEL, ADAPT_REPORT)."""
-    return ADAPT_MODEL_DIR.format(adapt=adapt_model_name(sam, adapt), labeled=labeled_name(labeled), seed=seed)
-
-
-def adapt_file(pattern: str, sam: dict, adapt: dict, labeled, seed) -> str:
-    """ADAPT_MODEL or ADAPT_REPORT of a labeled draw."""
-    return pattern.format(adapt=adapt_model_name(sam, adapt), labeled=labeled_name(labeled), seed=seed)
-
-
-def synthesis_file(pattern: str, sam: dict, adapt: dict, labeled, seed) -> str:
-    """SYNTHETIC or SYNTHETIC_SUMMARY of a labeled draw."""
-    return pattern.format(synth=synth_key(sam, adapt), labeled=labeled_name(labeled), seed=seed)
-
-
-def select_key(select: dict) -> str:
-    return settings_key(selection_settings(select))
-
-
-# ---- loops and rounds -------------------------------------------------------------------------------------
-def round_training(settings: dict) -> dict:
-    """How a loop's rounds >= 1 train beyond the ssl settings (config `loop` without `rounds`)."""
-    return {key: value for key, value in settings["loop"].items() if key != "rounds"}
-
-
-def loop_name(settings: dict) -> str:
-    """A loop: the SSL method and a hash of the round-0 run, the SAM run, AN, the selection settings and how
-    its rounds train (`round_training`)."""
-    key = settings_key(ssl_run_name(settings), sam_run_name(settings["sam"]),
-                       adapt_run_name(settings["sam"], settings["adapt"]), selection_settings(settings["select"]),
-                       round_training(settings))
-    return f"{settings['ssl']['method']}-{key}"
-
-
-def model_dir(settings: dict, seed: int, round_index: int) -> str:
+# ---- an experiment's rounds ------------------------------------------------------------------------------
+def model_dir(experiment: dict, seed: int, round_index: int) -> str:
     """The {model} folder of an experiment's round."""
     if round_index == 0:
-        return f"ssl/{ssl_run_name(settings)}/seed-{seed}"
-    return f"loop/{loop_name(settings)}/seed-{seed}/round-{round_index}"
+        return f"ssl/{StageOneRun.of(experiment).name}/seed-{seed}"
+    return f"loop/{Loop.of(experiment).name}/seed-{seed}/round-{round_index}"
 
 
-def selection_wildcards(settings: dict, seed: int, round_index: int) -> dict[str, str]:
+def final_model_dir(experiment: dict, seed: int) -> str:
+    """The {model} an experiment ends with (its last round)."""
+    return model_dir(experiment, seed, experiment["loop"]["rounds"])
+
+
+def selection_wildcards(experiment: dict, seed: int, round_index: int) -> dict[str, str]:
     """The wildcards of round `round_index`'s selection, which scores its pseudo labels and writes round
     `round_index` + 1's list: fill SELECTION_DIR, SCORES, LABELED_LIST ... with them."""
-    return {"model": model_dir(settings, seed, round_index), "samrun": sam_run_name(settings["sam"]),
-            "adaptrun": adapt_run_name(settings["sam"], settings["adapt"]), "select": select_key(settings["select"])}
+    sam, adapt = experiment["sam"], experiment["adapt"]
+    return {"model": model_dir(experiment, seed, round_index), "samrun": sam_run_name(sam),
+            "adaptrun": adapt_run_name(sam, adapt), "select": Selection.of(experiment["select"]).key}
 
 
-def selection_dir(settings: dict, seed: int, round_index: int) -> str:
-    return SELECTION_DIR.format(**selection_wildcards(settings, seed, round_index))
-
-
-def final_model_dir(settings: dict, seed: int) -> str:
-    """The {model} an experiment ends with (its last round)."""
-    return model_dir(settings, seed, settings["loop"]["rounds"])
+def selection_dir(experiment: dict, seed: int, round_index: int) -> str:
+    return SELECTION_DIR.format(**selection_wildcards(experiment, seed, round_index))
 
 
 # ---- pseudo labels ----------------------------------------------------------------------------------------
@@ -332,7 +421,7 @@ def pseudo_label_3(model: str, samrun: str, adaptrun: str, shard) -> str:
 # ---- from names back to settings --------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Model:
-    """What a {model} wildcard names: the Stage I run it trains like (`ssl_run_name`), its seed and round, and
+    """What a {model} wildcard names: the Stage I run it trains like (a StageOneRun's name), its seed and round, and
     (round >= 1) the loop -- through `experiment`, one experiment of that loop, whose settings are the loop's."""
 
     ssl_run: str
@@ -343,27 +432,23 @@ class Model:
 
 
 class Catalog:
-    """The artifacts of a set of experiments (name -> effective config), with the tables that turn each
-    name back into the settings its job reads."""
+    """The artifacts of a set of experiments (name -> effective config): from each name or key a job's
+    wildcards carry, the artifact object whose settings that job receives."""
 
     def __init__(self, experiments: dict[str, dict]):
         self.experiments = experiments
         self.loop_experiments = [name for name, e in experiments.items() if e["loop"]["rounds"] >= 1]
         stage2 = [experiments[name] for name in self.loop_experiments if experiments[name]["sam"]["enabled"]]
-        self.ssl_runs = {
-            ssl_run_name(e): {"ssl": method_settings(e["ssl"]), "labeled": e["data"]["split"]["labeled"]}
-            for e in experiments.values()
-        }
-        self.sam_runs = {sam_run_name(e["sam"]): e["sam"] for e in stage2}
-        self.embeddings = {embed_key(sam): sam for sam in self.sam_runs.values()}
-        self.tunes = {tune_key(sam): sam for sam in self.sam_runs.values()}
         with_adapt = [e for e in stage2 if e["adapt"]["enabled"]]
-        self.synths = {synth_key(e["sam"], e["adapt"]): e for e in with_adapt}
-        self.adapts = {adapt_model_name(e["sam"], e["adapt"]): e for e in with_adapt}
-        self.adapt_runs = {adapt_run_name(e["sam"], e["adapt"]): e for e in with_adapt}
-        self.selects = {select_key(experiments[name]["select"]): selection_settings(experiments[name]["select"])
-                        for name in self.loop_experiments}
-        self.loops = {loop_name(experiments[name]): name for name in self.loop_experiments}
+        self.ssl_runs = {run.name: run for run in map(StageOneRun.of, experiments.values())}
+        self.sam_runs = {run.name: run for run in (SamRun.of(e["sam"]) for e in stage2)}
+        self.embeddings = {run.decoder.embeddings.key: run.decoder.embeddings for run in self.sam_runs.values()}
+        self.tunes = {run.decoder.key: run.decoder for run in self.sam_runs.values()}
+        self.synths = {s.key: s for s in (Synthesis.of(e["sam"], e["adapt"]) for e in with_adapt)}
+        self.adapts = {a.key: a for a in (AdaptModel.of(e["sam"], e["adapt"]) for e in with_adapt)}
+        self.adapt_runs = {a.name: a for a in (AdaptRun.of(e["sam"], e["adapt"]) for e in with_adapt)}
+        self.selects = {s.key: s for s in (Selection.of(experiments[name]["select"]) for name in self.loop_experiments)}
+        self.loops = {Loop.of(experiments[name]).name: name for name in self.loop_experiments}
 
     def model_dir(self, experiment: str, seed: int, round_index: int) -> str:
         return model_dir(self.experiments[experiment], seed, round_index)
@@ -376,5 +461,6 @@ class Catalog:
             ssl_run, round_index, experiment = parts[1], 0, None
         else:
             experiment = self.loops[parts[1]]
-            ssl_run, round_index = ssl_run_name(self.experiments[experiment]), int(parts[3].removeprefix("round-"))
-        return Model(ssl_run, seed, round_index, experiment, labeled_name(self.ssl_runs[ssl_run]["labeled"]))
+            ssl_run = StageOneRun.of(self.experiments[experiment]).name
+            round_index = int(parts[3].removeprefix("round-"))
+        return Model(ssl_run, seed, round_index, experiment, labeled_name(self.ssl_runs[ssl_run].labeled))

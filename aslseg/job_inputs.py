@@ -132,20 +132,17 @@ class JobInputs:
         return self.labels(self.run_split(wildcards)["test"])
 
     # ---- Stage II -------------------------------------------------------------------------------------------------
-    def embedding_files(self, sam: dict) -> dict[str, list[str]]:
-        return {name: [f"{self.plan.results}/{path}" for path in paths]
-                for name, paths in artifacts.embedding_files(sam).items()}
+    def embedding_files(self, embeddings: artifacts.Embeddings) -> dict[str, list[str]]:
+        return {name: [f"{self.plan.results}/{path}" for path in paths] for name, paths in embeddings.files().items()}
 
-    def decoder(self, sam: dict, labeled, seed) -> dict[str, str]:
+    def decoder(self, sam_run: artifacts.SamRun, labeled, seed) -> dict[str, str]:
         """{"decoder": the fine-tuned decoder a SAM run uses}, or {} when sam.finetune.enabled is false."""
-        if not sam["finetune"]["enabled"]:
-            return {}
-        return {"decoder": f"{self.plan.results}/{artifacts.finetune_file(artifacts.DECODER, sam, labeled, seed)}"}
+        return {name: f"{self.plan.results}/{path}" for name, path in sam_run.decoder_file(labeled, seed).items()}
 
     def sam_weights(self, wildcards) -> dict:
         """The base weights file as an input when the config names one (ancient: a copied file with a new
         timestamp must not re-embed every slice); the shipped LiteMedSAM weights belong to the installed package."""
-        weights = self.catalog.embeddings[wildcards.embed]["checkpoint"]
+        weights = self.catalog.embeddings[wildcards.embed].settings["checkpoint"]
         return {"weights": self._ancient(weights)} if weights else {}
 
     def embed_shard_images(self, wildcards) -> list[str]:
@@ -153,7 +150,7 @@ class JobInputs:
         volumes are never embedded."""
         holdout = self.holdout()
         cases = sorted(holdout["train"] + holdout["val"])
-        return self.images(cases[int(wildcards.shard) :: self.catalog.embeddings[wildcards.embed]["shards"]])
+        return self.images(cases[int(wildcards.shard) :: self.catalog.embeddings[wildcards.embed].settings["shards"]])
 
     def _labeled_and_val(self, wildcards) -> list:
         split = self.draw_split(wildcards)
@@ -163,7 +160,7 @@ class JobInputs:
         """Embeddings, and the tumor labels of the labeled volumes (to fine-tune on) and val volumes (to report
         zero-shot vs fine-tuned Dice): the labels a Stage I run of the same split may read, nothing more."""
         return {
-            **self.embedding_files(self.catalog.tunes[wildcards.tune]),
+            **self.embedding_files(self.catalog.tunes[wildcards.tune].embeddings),
             "split": self.split_file(wildcards.labeled, wildcards.seed),
             "labels": self.labels(self._labeled_and_val(wildcards)),
         }
@@ -173,27 +170,26 @@ class JobInputs:
         return self.decoder(self.catalog.sam_runs[wildcards.samrun], model.labeled, model.seed)
 
     def sam_run_embeddings(self, wildcards) -> dict:
-        return self.embedding_files(self.catalog.sam_runs[wildcards.samrun])
+        return self.embedding_files(self.catalog.sam_runs[wildcards.samrun].decoder.embeddings)
 
     # ---- Stage III and the selection ------------------------------------------------------------------------------
     def synthesis(self, wildcards) -> dict:
         """SAM (embeddings, decoder) and the images and tumor labels of the labeled volumes (training examples)
         and val volumes (AN's validation): the labels a Stage I run of the same split may read."""
-        sam = self.catalog.synths[wildcards.synth]["sam"]
+        sam_run = self.catalog.synths[wildcards.synth].sam_run
         cases = self._labeled_and_val(wildcards)
         return {
-            **self.embedding_files(sam),
-            **self.decoder(sam, wildcards.labeled, wildcards.seed),
+            **self.embedding_files(sam_run.decoder.embeddings),
+            **self.decoder(sam_run, wildcards.labeled, wildcards.seed),
             "split": self.split_file(wildcards.labeled, wildcards.seed),
             "images": self.images(cases),
             "labels": self.labels(cases),
         }
 
     def adapt_train(self, wildcards) -> dict:
-        settings = self.catalog.adapts[wildcards.adapt]
         cases = self._labeled_and_val(wildcards)
-        synthetic = artifacts.synthesis_file(artifacts.SYNTHETIC, settings["sam"], settings["adapt"], wildcards.labeled,
-                                             wildcards.seed)
+        synthesis = self.catalog.adapts[wildcards.adapt].synthesis
+        synthetic = synthesis.file(artifacts.SYNTHETIC, wildcards.labeled, wildcards.seed)
         return {
             "synthetic": f"{self.plan.results}/{synthetic}",
             "split": self.split_file(wildcards.labeled, wildcards.seed),
@@ -202,9 +198,8 @@ class JobInputs:
         }
 
     def adapt_model(self, wildcards) -> str:
-        model, settings = self.model(wildcards), self.catalog.adapt_runs[wildcards.adaptrun]
-        path = artifacts.adapt_file(artifacts.ADAPT_MODEL, settings["sam"], settings["adapt"], model.labeled, model.seed)
-        return f"{self.plan.results}/{path}"
+        model, adapt_run = self.model(wildcards), self.catalog.adapt_runs[wildcards.adaptrun]
+        return f"{self.plan.results}/{adapt_run.model.file(artifacts.ADAPT_MODEL, model.labeled, model.seed)}"
 
     def pseudo_label(self, level: int, wildcards, shard) -> str:
         """PL1, PL2 or PL3 (the final label: PL2 without AN, PL1 without SAM) of a shard of the {model}."""
@@ -224,7 +219,7 @@ class JobInputs:
             "pl1": self.pseudo_label(1, wildcards, wildcards.shard),
             "images": self.shard_images(wildcards),
         }
-        if self.catalog.adapt_runs[wildcards.adaptrun]["adapt"]["fallback"]:
+        if self.catalog.adapt_runs[wildcards.adaptrun].fallback:
             inputs["judgement"] = self.plan.path(artifacts.JUDGEMENT, **dict(wildcards.items()))
         return inputs
 
@@ -257,7 +252,7 @@ class JobInputs:
             inputs["components"] = [self.sam_components(wildcards, k) for k in shards]
         if model.round >= 1:
             inputs["labeled_list"] = self.plan.labeled_list(model.experiment, model.seed, model.round)
-        if self.catalog.selects[wildcards.select]["rule"] == "calibrated":
+        if self.catalog.selects[wildcards.select].settings["rule"] == "calibrated":
             inputs["val_pl1"] = self.pseudo_label(1, wildcards, VAL_SHARD)
             inputs["val_pl3"] = self.pseudo_label(3, wildcards, VAL_SHARD)
             if wildcards.samrun != NONE:

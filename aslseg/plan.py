@@ -65,7 +65,7 @@ class Plan:
 
     def round_training(self, experiment: str) -> dict:
         """How the experiment's rounds >= 1 train beyond the ssl settings (config `loop` without `rounds`)."""
-        return artifacts.round_training(self.experiments[experiment])
+        return artifacts.Loop.of(self.experiments[experiment]).round_training
 
     def parse_model(self, model: str) -> Model:
         return self.catalog.parse_model(model)
@@ -107,14 +107,14 @@ class Plan:
         sam = settings["sam"]
         if not sam["enabled"] or not sam["finetune"]["enabled"]:
             return None
-        return f"{self.results}/{artifacts.finetune_file(artifacts.FINETUNE_REPORT, sam, self.labeled(experiment), seed)}"
+        return f"{self.results}/{artifacts.Decoder.of(sam).file(artifacts.FINETUNE_REPORT, self.labeled(experiment), seed)}"
 
     def adapt_report(self, experiment: str, seed: int) -> str | None:
         settings = self.experiments[experiment]
         if adapt_run_name(settings["sam"], settings["adapt"]) == NONE:
             return None
-        report = artifacts.adapt_file(artifacts.ADAPT_REPORT, settings["sam"], settings["adapt"],
-                                      self.labeled(experiment), seed)
+        report = artifacts.AdaptModel.of(settings["sam"], settings["adapt"]).file(
+            artifacts.ADAPT_REPORT, self.labeled(experiment), seed)
         return f"{self.results}/{report}"
 
     # ---- the rows of the tables -----------------------------------------------------------------------------
@@ -227,7 +227,8 @@ class Plan:
         """A missing or mismatching checkpoint stops the workflow before any job runs (torch is imported only when
         a target uses Stage II with a user-given checkpoint)."""
         checked = set()
-        for sam in self.catalog.sam_runs.values():
+        for sam_run in self.catalog.sam_runs.values():
+            sam = sam_run.decoder.embeddings.settings
             spec = (sam["backend"], sam["model_type"], sam["checkpoint"])
             if sam["backend"] == "segment_anything" and sam["checkpoint"] is None:
                 raise ConfigError("sam.checkpoint: the segment_anything backend needs a weights file (SAM or MedSAM)")

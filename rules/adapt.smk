@@ -13,9 +13,9 @@ rule adapt_synthesize:
         synthetic=result(artifacts.SYNTHETIC),
         summary=result(artifacts.SYNTHETIC_SUMMARY),
     params:
-        sam=lambda wildcards: SYNTHS[wildcards.synth]["sam"],
-        corruptions=lambda wildcards: SYNTHS[wildcards.synth]["adapt"]["corruptions"],
-        copies=lambda wildcards: SYNTHS[wildcards.synth]["adapt"]["copies"],
+        sam=lambda wildcards: SYNTHS[wildcards.synth].sam,
+        corruptions=lambda wildcards: SYNTHS[wildcards.synth].corruptions,
+        copies=lambda wildcards: SYNTHS[wildcards.synth].copies,
     log:
         f"{LOGS}/adapt_synthesize/{{synth}}_labeled-{{labeled}}_seed-{{seed}}.log",
     benchmark:
@@ -39,7 +39,7 @@ rule adapt_train:
         model=result(artifacts.ADAPT_MODEL),
         report=result(artifacts.ADAPT_REPORT),
     params:
-        adapt=lambda wildcards: artifacts.adapt_training_settings(ADAPTS[wildcards.adapt]["adapt"]),
+        adapt=lambda wildcards: ADAPTS[wildcards.adapt].training,
     log:
         f"{LOGS}/adapt_train/{{adapt}}_labeled-{{labeled}}_seed-{{seed}}.log",
     benchmark:

@@ -37,7 +37,7 @@ rule predictor:
         result(artifacts.PREDICTOR),
     params:
         data=artifacts.prepare_settings(DATA),
-        threshold=lambda wildcards: SSL_RUNS[model_of(wildcards).ssl_run]["ssl"]["threshold"],
+        threshold=lambda wildcards: SSL_RUNS[model_of(wildcards).ssl_run].settings["threshold"],
     log:
         f"{LOGS}/predictor/{{model}}.log",
     localrule: True

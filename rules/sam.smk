@@ -17,7 +17,7 @@ rule sam_embed:
         embeddings=result(artifacts.EMBEDDINGS),
         index=result(artifacts.EMBEDDING_INDEX),
     params:
-        sam=lambda wildcards: artifacts.sam_embedding_settings(EMBEDDINGS[wildcards.embed]),
+        sam=lambda wildcards: EMBEDDINGS[wildcards.embed].settings,
     log:
         f"{LOGS}/sam_embed/{{embed}}_shard-{{shard}}.log",
     benchmark:
@@ -41,7 +41,7 @@ rule sam_finetune:
         decoder=result(artifacts.DECODER),
         report=result(artifacts.FINETUNE_REPORT),
     params:
-        sam=lambda wildcards: artifacts.finetune_settings(TUNES[wildcards.tune]),
+        sam=lambda wildcards: TUNES[wildcards.tune].settings,
     log:
         f"{LOGS}/sam_finetune/{{tune}}_labeled-{{labeled}}_seed-{{seed}}.log",
     benchmark:
@@ -65,7 +65,7 @@ rule sam_prompts:
     output:
         result(artifacts.PROMPTS),
     params:
-        prompt=lambda wildcards: artifacts.prompt_settings(SAM_RUNS[wildcards.samrun]),
+        prompt=lambda wildcards: SAM_RUNS[wildcards.samrun].prompt_settings,
     log:
         f"{LOGS}/sam_prompts/{{model}}_sam-{{samrun}}_shard-{{shard}}.log",
     threads: 1
@@ -90,7 +90,7 @@ rule sam_predict:
         masks=result(artifacts.PSEUDO_LABEL_2),
         components=result(artifacts.SAM_COMPONENTS),
     params:
-        sam=lambda wildcards: artifacts.sam_predict_settings(SAM_RUNS[wildcards.samrun]),
+        sam=lambda wildcards: SAM_RUNS[wildcards.samrun].predict_settings,
     log:
         f"{LOGS}/sam_predict/{{model}}_sam-{{samrun}}_shard-{{shard}}.log",
     benchmark:

@@ -17,7 +17,7 @@ rule score:
         scores=result(artifacts.SCORES),
         calibration=result(artifacts.CALIBRATION),
     params:
-        select=lambda wildcards: SELECTS[wildcards.select],
+        select=lambda wildcards: SELECTS[wildcards.select].settings,
     log:
         f"{LOGS}/score/{SELECTION_LOG}.log",
     threads: 1

@@ -14,7 +14,7 @@ rule ssl_train:
     output:
         model=result(artifacts.MODEL),
     params:
-        ssl=lambda wildcards: SSL_RUNS[model_of(wildcards).ssl_run]["ssl"],
+        ssl=lambda wildcards: SSL_RUNS[model_of(wildcards).ssl_run].settings,
         seed=lambda wildcards: model_of(wildcards).seed,
         loop=lambda wildcards: PLAN.round_training(model_of(wildcards).experiment) if model_of(wildcards).round else {},
         round=lambda wildcards: model_of(wildcards).round,
@@ -42,7 +42,7 @@ rule ssl_predict:
     output:
         result(artifacts.PSEUDO_LABEL_1),
     params:
-        threshold=lambda wildcards: SSL_RUNS[model_of(wildcards).ssl_run]["ssl"]["threshold"],
+        threshold=lambda wildcards: SSL_RUNS[model_of(wildcards).ssl_run].settings["threshold"],
     log:
         f"{LOGS}/ssl_predict/{{model}}_shard-{{shard}}.log",
     benchmark:
@@ -69,7 +69,7 @@ rule evaluate:
         cases=result(artifacts.TEST_CASES),
         summary=result(artifacts.TEST_SUMMARY),
     params:
-        threshold=lambda wildcards: SSL_RUNS[model_of(wildcards).ssl_run]["ssl"]["threshold"],
+        threshold=lambda wildcards: SSL_RUNS[model_of(wildcards).ssl_run].settings["threshold"],
     log:
         f"{LOGS}/evaluate/{{model}}.log",
     benchmark:

@@ -6,7 +6,9 @@ import re
 import pytest
 
 from aslseg import artifacts
-from aslseg.artifacts import NONE, WILDCARDS, Catalog
+from aslseg.artifacts import (
+    NONE, WILDCARDS, AdaptModel, AdaptRun, Catalog, Decoder, Embeddings, Loop, SamRun, Selection, StageOneRun, Synthesis,
+)
 from aslseg.config import default_config
 from aslseg.experiments import experiment_config
 
@@ -22,15 +24,15 @@ def names(settings: dict) -> dict:
     """Every name one experiment's artifacts have."""
     sam, adapt = settings["sam"], settings["adapt"]
     return {
-        "ssl": artifacts.ssl_run_name(settings),
-        "embed": artifacts.embed_key(sam),
-        "tune": artifacts.tune_key(sam),
+        "ssl": StageOneRun.of(settings).name,
+        "embed": Embeddings.of(sam).key,
+        "tune": Decoder.of(sam).key,
         "samrun": artifacts.sam_run_name(sam),
-        "synth": artifacts.synth_key(sam, adapt),
-        "adapt": artifacts.adapt_model_name(sam, adapt),
+        "synth": Synthesis.of(sam, adapt).key,
+        "adapt": AdaptModel.of(sam, adapt).key,
         "adaptrun": artifacts.adapt_run_name(sam, adapt),
-        "select": artifacts.select_key(settings["select"]),
-        "loop": artifacts.loop_name(settings),
+        "select": Selection.of(settings["select"]).key,
+        "loop": Loop.of(settings).name,
     }
 
 
@@ -68,9 +70,9 @@ def test_an_edit_renames_exactly_what_depends_on_it(edit, expected):
 def test_a_setting_only_another_method_reads_leaves_the_run_unchanged():
     supervised = effective(ssl={"method": "supervised"})
     edited = effective(ssl={"method": "supervised", "ema_decay": 0.5})
-    assert artifacts.ssl_run_name(edited) == artifacts.ssl_run_name(supervised)
-    assert artifacts.ssl_run_name(effective(ssl={"method": "bcp", "ema_decay": 0.5})) != \
-        artifacts.ssl_run_name(effective(ssl={"method": "bcp"}))
+    assert StageOneRun.of(edited).name == StageOneRun.of(supervised).name
+    assert StageOneRun.of(effective(ssl={"method": "bcp", "ema_decay": 0.5})).name != \
+        StageOneRun.of(effective(ssl={"method": "bcp"})).name
 
 
 def test_without_sam_or_an_the_earlier_pseudo_label_is_used_as_it_is():
@@ -97,14 +99,14 @@ def test_every_name_matches_its_wildcard_and_round_trips_through_the_catalog():
             folder = catalog.model_dir(name, 3, round_index)
             assert re.fullmatch(WILDCARDS["model"], folder)
             model = catalog.parse_model(folder)
-            assert (model.ssl_run, model.seed, model.round) == (artifacts.ssl_run_name(settings), 3, round_index)
+            assert (model.ssl_run, model.seed, model.round) == (StageOneRun.of(settings).name, 3, round_index)
             assert model.labeled == f"{settings['data']['split']['labeled']:g}"
             if round_index:
                 assert catalog.model_dir(model.experiment, 3, round_index) == folder
     assert catalog.loop_experiments == ["aslseg", "half"]
     assert len(catalog.embeddings) == 1  # one set of embeddings for every experiment and labeled fraction
     assert len(catalog.tunes) == 1  # one fine-tuning recipe (a decoder per labeled draw)
-    assert artifacts.finetune_dir(experiments["half"]["sam"], 0.5, 3).endswith("/labeled-0.5/seed-3")
+    assert Decoder.of(experiments["half"]["sam"]).file(artifacts.DECODER, 0.5, 3).endswith("/labeled-0.5/seed-3/decoder.pt")
 
 
 def test_experiments_with_the_same_stage1_share_round_0_and_part_at_the_loop():
@@ -116,10 +118,35 @@ def test_experiments_with_the_same_stage1_share_round_0_and_part_at_the_loop():
 
 
 def test_an_is_named_by_exactly_the_keys_its_training_reads():
-    """A key AdaptSettings reads but ADAPT_TRAINING omits would let two different ANs share one name."""
+    """A key AdaptSettings reads but AdaptModel.KEYS omits would let two different ANs share one name."""
     from dataclasses import fields
 
     from aslseg.adapt.train import AdaptSettings
 
     pl3_threshold = {"threshold"}  # read where AN refines (PL3), not in training
-    assert {field.name for field in fields(AdaptSettings)} | pl3_threshold == set(artifacts.ADAPT_TRAINING)
+    assert {field.name for field in fields(AdaptSettings)} | pl3_threshold == set(AdaptModel.KEYS)
+
+
+# The names of the default config's artifacts as they were when each kind got its name: results folders made
+# before a change of this module must keep their artifacts (a renamed artifact is computed again).
+DEFAULT_NAMES = {"ssl": "bcp-595531e8cc", "embed": "91078f3bef", "tune": "891038bcaf", "samrun": "box-a579728ebb",
+                 "synth": "c1667e1702", "adapt": "87033c9142", "adaptrun": "7010544099", "select": "49dc21efc0",
+                 "loop": "bcp-65bc89d16c"}
+
+
+def test_the_default_configs_artifacts_keep_their_names():
+    assert names(effective(ssl={"method": "bcp"})) == DEFAULT_NAMES
+
+
+def test_each_job_receives_settings_its_artifacts_name_covers():
+    """What a job receives is part of what names its artifact: a key outside the hash would let two different
+    artifacts share a name."""
+    settings = effective(**BCP)
+    sam, adapt = settings["sam"], settings["adapt"]
+    run = SamRun.of(sam)
+    hashed = {**run.decoder.settings, **run.prompt_settings, **run.predict_settings}
+    assert Decoder.of(sam).settings.items() <= hashed.items()
+    assert run.prompt_settings.items() <= hashed.items() and run.predict_settings.items() <= hashed.items()
+    assert AdaptRun.of(sam, adapt).model.training == AdaptModel.of(sam, adapt).training
+    assert set(AdaptModel.of(sam, adapt).training) == set(AdaptModel.KEYS)
+    assert Embeddings.of(sam).settings.items() <= Decoder.of(sam).settings.items()
