@@ -20,7 +20,7 @@ edit reruns only what it touches. Folders, relative to the results folder:
     adapt/synthetic/{synth}/labeled-F/seed-S/, adapt/model/{adapt}/labeled-F/seed-S/
 
 Each kind is a class (StageOneRun, Embeddings, Decoder, SamRun, Synthesis, AdaptModel, AdaptRun, Selection,
-Loop) holding the settings its job receives, its key and its files. Everything here is a pure function of an
+Loop, LiverStage) holding the settings its job receives, its key and its files. Everything here is a pure function of an
 experiment's effective config (`experiments.experiment_config`), so what shares and what reruns can be checked by
 unit tests (tests/test_artifacts.py) without Snakemake.
 """
@@ -367,6 +367,24 @@ class Loop:
         key = settings_key(self.stage_one.name, self.sam_run, self.adapt_run, self.selection.settings,
                            self.round_training)
         return f"{self.stage_one.settings['method']}-{key}"
+
+
+@dataclass(frozen=True)
+class LiverStage(PerDraw):
+    """The liver model of a labeled draw ({liver}: LIVER_MODEL), which finds the liver of a scan without a
+    liver mask (prediction on new scans, end-to-end test metrics)."""
+
+    WILDCARD: ClassVar = "liver"
+    settings: dict  # what liver_train receives as `liver`: config `liver`
+    window: list  # and as `window`: data.window, which its input depends on
+
+    @classmethod
+    def of(cls, config: dict) -> "LiverStage":
+        return cls(config["liver"], config["data"]["window"])
+
+    @property
+    def key(self) -> str:
+        return settings_key(self.settings, {"window": self.window})
 
 
 def labeled_name(labeled: float | str) -> str:

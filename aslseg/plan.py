@@ -11,7 +11,7 @@ from __future__ import annotations
 from aslseg import artifacts
 from aslseg.artifacts import NONE, Catalog, Model, adapt_run_name, labeled_name, sam_run_name
 from aslseg.config import ConfigError
-from aslseg.experiments import experiment_config, settings_key
+from aslseg.experiments import experiment_config
 
 SUMMARY_KEYS = ("experiment", "round", "seed", "run", "model")  # the columns that say which model a row is
 LOOP_ROW_FILES = ("quality", "calibration", "finetune_report", "adapt_report", "labeled_list")
@@ -43,8 +43,10 @@ class Plan:
         self.loop_experiments = self.catalog.loop_experiments
         self.paper_loops = [name for name in self.paper_experiments if name in self.loop_experiments]
         self.first_seed = self.paper["seeds"][0]  # the comparison figure's models, the split the tables count in
+        # Inference runs over the cases in resources.infer.shards jobs (shard k takes every k-th case), so many
+        # jobs of one step can run at once on a cluster.
         self.shards = list(range(config["resources"]["infer"]["shards"]))
-        self.liver_key = settings_key(config["liver"], {"window": config["data"]["window"]})
+        self.liver = artifacts.LiverStage.of(config)
 
     def path(self, pattern: str, **values) -> str:
         """A file of the results folder: an artifacts pattern with every placeholder filled."""
@@ -99,7 +101,7 @@ class Plan:
 
     def liver_model(self, labeled, seed) -> str:
         """The liver model of a labeled fraction (number or wildcard string) and run seed."""
-        return self.path(artifacts.LIVER_MODEL, liver=self.liver_key, labeled=labeled_name(labeled), seed=seed)
+        return f"{self.results}/{self.liver.file(artifacts.LIVER_MODEL, labeled, seed)}"
 
     # ---- reports of Stage II and III ------------------------------------------------------------------------
     def finetune_report(self, experiment: str, seed: int) -> str | None:

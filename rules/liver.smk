@@ -10,10 +10,10 @@ rule liver_train:
         unpack(INPUTS.liver_train),
         code=script_code("liver_train.py"),
     output:
-        model=result(artifacts.fill(artifacts.LIVER_MODEL, liver=PLAN.liver_key)),
+        model=result(artifacts.fill(artifacts.LIVER_MODEL, liver=PLAN.liver.key)),
     params:
-        liver=config["liver"],
-        window=DATA["window"],
+        liver=PLAN.liver.settings,
+        window=PLAN.liver.window,
     log:
         f"{LOGS}/liver_train/labeled-{{labeled}}_seed-{{seed}}.log",
     benchmark:

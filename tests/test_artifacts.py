@@ -136,6 +136,7 @@ DEFAULT_NAMES = {"ssl": "bcp-595531e8cc", "embed": "91078f3bef", "tune": "891038
 
 def test_the_default_configs_artifacts_keep_their_names():
     assert names(effective(ssl={"method": "bcp"})) == DEFAULT_NAMES
+    assert artifacts.LiverStage.of(default_config()).key == "24086e9002"
 
 
 def test_each_job_receives_settings_its_artifacts_name_covers():
