@@ -133,11 +133,11 @@ class JobInputs:
 
     # ---- Stage II -------------------------------------------------------------------------------------------------
     def embedding_files(self, embeddings: artifacts.Embeddings) -> dict[str, list[str]]:
-        return {name: [f"{self.plan.results}/{path}" for path in paths] for name, paths in embeddings.files().items()}
+        return {name: [self.plan.under(path) for path in paths] for name, paths in embeddings.files().items()}
 
     def decoder(self, sam_run: artifacts.SamRun, labeled, seed) -> dict[str, str]:
         """{"decoder": the fine-tuned decoder a SAM run uses}, or {} when sam.finetune.enabled is false."""
-        return {name: f"{self.plan.results}/{path}" for name, path in sam_run.decoder_file(labeled, seed).items()}
+        return {name: self.plan.under(path) for name, path in sam_run.decoder_file(labeled, seed).items()}
 
     def sam_weights(self, wildcards) -> dict:
         """The base weights file as an input when the config names one (ancient: a copied file with a new
@@ -191,7 +191,7 @@ class JobInputs:
         synthesis = self.catalog.adapts[wildcards.adapt].synthesis
         synthetic = synthesis.file(artifacts.SYNTHETIC, wildcards.labeled, wildcards.seed)
         return {
-            "synthetic": f"{self.plan.results}/{synthetic}",
+            "synthetic": self.plan.under(synthetic),
             "split": self.split_file(wildcards.labeled, wildcards.seed),
             "images": self.images(cases),
             "labels": self.labels(cases),
@@ -199,7 +199,7 @@ class JobInputs:
 
     def adapt_model(self, wildcards) -> str:
         model, adapt_run = self.model(wildcards), self.catalog.adapt_runs[wildcards.adaptrun]
-        return f"{self.plan.results}/{adapt_run.model.file(artifacts.ADAPT_MODEL, model.labeled, model.seed)}"
+        return self.plan.under(adapt_run.model.file(artifacts.ADAPT_MODEL, model.labeled, model.seed))
 
     def pseudo_label(self, level: int, wildcards, shard) -> str:
         """PL1, PL2 or PL3 (the final label: PL2 without AN, PL1 without SAM) of a shard of the {model}."""
@@ -209,7 +209,7 @@ class JobInputs:
             path = artifacts.pseudo_label_2(wildcards.model, wildcards.samrun, shard)
         else:
             path = artifacts.pseudo_label_3(wildcards.model, wildcards.samrun, wildcards.adaptrun, shard)
-        return f"{self.plan.results}/{path}"
+        return self.plan.under(path)
 
     def adapt_refine(self, wildcards) -> dict:
         """AN, the shard's PL1, PL2 and images, and with adapt.fallback the round's judgement of AN."""

@@ -48,9 +48,13 @@ class Plan:
         self.shards = list(range(config["resources"]["infer"]["shards"]))
         self.liver = artifacts.LiverStage.of(config)
 
+    def under(self, relative: str) -> str:
+        """A path of aslseg/artifacts.py's (relative to the results folder) as rules name files."""
+        return f"{self.results}/{relative}"
+
     def path(self, pattern: str, **values) -> str:
         """A file of the results folder: an artifacts pattern with every placeholder filled."""
-        return f"{self.results}/{pattern.format(**values)}"
+        return self.under(pattern.format(**values))
 
     # ---- experiments, rounds and models ---------------------------------------------------------------------
     def rounds_of(self, experiment: str) -> range:
@@ -86,7 +90,7 @@ class Plan:
         settings = self.experiments[experiment]
         samrun, adaptrun = sam_run_name(settings["sam"]), adapt_run_name(settings["sam"], settings["adapt"])
         model = self.model_dir(experiment, seed, round_index)
-        return [f"{self.results}/{artifacts.pseudo_label_3(model, samrun, adaptrun, k)}" for k in self.shards]
+        return [self.under(artifacts.pseudo_label_3(model, samrun, adaptrun, k)) for k in self.shards]
 
     def split_file(self, labeled, seed) -> str:
         """The split of a labeled fraction (number or wildcard string) and run seed."""
@@ -101,7 +105,7 @@ class Plan:
 
     def liver_model(self, labeled, seed) -> str:
         """The liver model of a labeled fraction (number or wildcard string) and run seed."""
-        return f"{self.results}/{self.liver.file(artifacts.LIVER_MODEL, labeled, seed)}"
+        return self.under(self.liver.file(artifacts.LIVER_MODEL, labeled, seed))
 
     # ---- reports of Stage II and III ------------------------------------------------------------------------
     def finetune_report(self, experiment: str, seed: int) -> str | None:
@@ -109,7 +113,7 @@ class Plan:
         sam = settings["sam"]
         if not sam["enabled"] or not sam["finetune"]["enabled"]:
             return None
-        return f"{self.results}/{artifacts.Decoder.of(sam).file(artifacts.FINETUNE_REPORT, self.labeled(experiment), seed)}"
+        return self.under(artifacts.Decoder.of(sam).file(artifacts.FINETUNE_REPORT, self.labeled(experiment), seed))
 
     def adapt_report(self, experiment: str, seed: int) -> str | None:
         settings = self.experiments[experiment]
@@ -117,7 +121,7 @@ class Plan:
             return None
         report = artifacts.AdaptModel.of(settings["sam"], settings["adapt"]).file(
             artifacts.ADAPT_REPORT, self.labeled(experiment), seed)
-        return f"{self.results}/{report}"
+        return self.under(report)
 
     # ---- the rows of the tables -----------------------------------------------------------------------------
     def summary_rows(self, experiments: list[str], seeds: list[int]) -> list[dict]:
@@ -203,7 +207,7 @@ class Plan:
 
     @property
     def predict_dir(self) -> str:
-        return self.config["predict"]["output"] or f"{self.results}/predictions"
+        return self.config["predict"]["output"] or self.under("predictions")
 
     def predict_outputs(self) -> dict[str, str]:
         """The files `snakemake predict` writes per scan ({scan}: its name)."""
