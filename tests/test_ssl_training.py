@@ -30,7 +30,8 @@ def settings(method: str = "supervised", **changes) -> TrainSettings:
 
 
 def bright_square_slices(n=24, size=32, seed=0) -> SliceSet:
-    """Noise with a bright square 'tumor' on every other slice."""
+    """Noise with a bright square 'tumor' on every other slice, inside a 'liver' that leaves out a border of
+    3 pixels."""
     rng = np.random.default_rng(seed)
     image = (0.4 + 0.05 * rng.standard_normal((n, size, size))).astype(np.float32)
     tumor = np.zeros((n, size, size), dtype=np.uint8)
@@ -38,7 +39,9 @@ def bright_square_slices(n=24, size=32, seed=0) -> SliceSet:
         r, c = rng.integers(4, size - 12, 2)
         tumor[i, r : r + 8, c : c + 8] = 1
     image[tumor == 1] += 0.4
-    return SliceSet(image, np.zeros(n, dtype=int), np.arange(n), tumor)
+    liver = np.zeros_like(tumor)
+    liver[:, 3:-3, 3:-3] = 1
+    return SliceSet(image, np.zeros(n, dtype=int), np.arange(n), tumor, liver=liver)
 
 
 def test_sampler_draws_the_foreground_share():
@@ -131,7 +134,7 @@ def test_supervised_training_learns_and_checkpoint_reloads(tmp_path):
     torch.set_num_threads(1)
     train_slices = bright_square_slices(seed=0)
     val_slices = bright_square_slices(n=8, seed=1)
-    val = [Volume(0, val_slices.image, val_slices.tumor, (5.0, 1.0, 1.0))]
+    val = [Volume(0, val_slices.image, val_slices.tumor, (5.0, 1.0, 1.0), val_slices.liver)]
     result = train("supervised", train_slices, None, val, settings(iterations=120, val_every=40), seed=0,
                    progress=False)
     assert result.history[-1]["loss"] < result.history[0]["loss"]
@@ -148,7 +151,7 @@ def test_weight_averaging_keeps_an_average_of_the_weights_and_changes_nothing_wh
     torch.set_num_threads(1)
     train_slices = bright_square_slices(seed=0)
     val_slices = bright_square_slices(n=8, seed=1)
-    val = [Volume(0, val_slices.image, val_slices.tumor, (5.0, 1.0, 1.0))]
+    val = [Volume(0, val_slices.image, val_slices.tumor, (5.0, 1.0, 1.0), val_slices.liver)]
     short = dict(iterations=30, val_every=30)
     plain = train("supervised", train_slices, None, val, settings(**short), seed=0, progress=False)
     again = train("supervised", train_slices, None, val, settings(**short, weight_average=None), seed=0, progress=False)
@@ -191,14 +194,58 @@ def test_labels_are_read_only_for_the_cases_given(tmp_path):
         load_slices(images, [tmp_path / "label-case-1.npz"])
 
 
+def test_the_loss_in_the_liver_ignores_every_pixel_outside_it():
+    """With a region, what the network outputs outside it changes no loss: SS(.) predicts inside the liver
+    only, so there is nothing to learn there (ssl.loss_in_liver)."""
+    from aslseg.ssl.methods import METHODS
+
+    trainer = METHODS["supervised"](settings(bf16=False), "cpu")
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(4, 2, 16, 16, generator=generator)
+    label = (torch.rand(4, 1, 16, 16, generator=generator) > 0.8).long()
+    region = torch.zeros(4, 1, 16, 16)
+    region[..., 4:12, 4:12] = 1
+    label = label * region.long()  # tumor lies inside the liver
+    outside = logits + 5 * torch.randn(4, 2, 16, 16, generator=generator) * (1 - region)
+    inside = logits + 5 * torch.randn(4, 2, 16, 16, generator=generator) * region
+    loss = trainer.supervised_loss(logits, label, region)
+    assert torch.isclose(trainer.supervised_loss(outside, label, region), loss)
+    assert not torch.isclose(trainer.supervised_loss(inside, label, region), loss)
+    assert not torch.isclose(trainer.supervised_loss(outside, label), trainer.supervised_loss(logits, label))
+
+
+def test_bcp_teacher_labels_only_the_liver():
+    """BCP's pseudo labels obey the liver region as every prediction of SS(.) does: a teacher that calls
+    every pixel tumor teaches tumor inside the unlabeled slices' liver and background outside it."""
+    from aslseg.ssl.methods import METHODS
+    from aslseg.ssl.methods.base import Batch
+
+    trainer = METHODS["bcp"](settings("bcp", bcp_pretrain=0.0, bf16=False), "cpu")
+    labeled, unlabeled = bright_square_slices(n=4, seed=0), bright_square_slices(n=4, seed=1)
+    as_tensor = lambda a: torch.as_tensor(a, dtype=torch.float32)[:, None]  # noqa: E731
+    seen = []
+    trainer.mixed_loss = lambda logits, target, *rest: seen.append(target) or logits.sum() * 0
+    trainer.loss(Batch(as_tensor(labeled.image), as_tensor(labeled.tumor).long(), as_tensor(labeled.liver)),
+                 Batch(as_tensor(unlabeled.image), None, as_tensor(unlabeled.liver)), progress=0.5)
+    trainer.teacher.forward = lambda x: torch.stack([torch.zeros_like(x[:, 0]), torch.ones_like(x[:, 0])], dim=1)
+    seen.clear()
+    trainer.loss(Batch(as_tensor(labeled.image), as_tensor(labeled.tumor).long(), as_tensor(labeled.liver)),
+                 Batch(as_tensor(unlabeled.image), None, as_tensor(unlabeled.liver)), progress=0.5)
+    border = torch.ones(32, 32, dtype=torch.bool)
+    border[3:-3, 3:-3] = False
+    for target in seen:  # outside every liver (the border here) nothing is tumor, pseudo-labeled or not
+        assert not target[..., border].any()
+    assert seen[0].sum() > labeled.tumor[:2].sum()  # the teacher's all-tumor labels did arrive inside the liver
+
+
 @pytest.mark.parametrize("method", ["supervised", "mean_teacher", "uamt", "cps", "bcp"])
 def test_every_method_learns_and_its_checkpoint_reloads(method, tmp_path):
     torch.set_num_threads(1)
     labeled = bright_square_slices(n=16, seed=0)
     unlabeled = bright_square_slices(n=16, seed=2)
-    unlabeled = SliceSet(unlabeled.image, unlabeled.case_id, unlabeled.position, None)
+    unlabeled = SliceSet(unlabeled.image, unlabeled.case_id, unlabeled.position, None, liver=unlabeled.liver)
     val_slices = bright_square_slices(n=8, seed=1)
-    val = [Volume(0, val_slices.image, val_slices.tumor, (5.0, 1.0, 1.0))]
+    val = [Volume(0, val_slices.image, val_slices.tumor, (5.0, 1.0, 1.0), val_slices.liver)]
     method_specific = {"uamt_passes": 2, "rampup": 0.2} if method in ("mean_teacher", "uamt", "cps") else {}
     method_specific = {key: value for key, value in method_specific.items() if key in METHOD_SETTINGS[method]}
     tiny_run = settings(method, iterations=80, val_every=10, **method_specific)

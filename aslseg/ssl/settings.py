@@ -34,6 +34,7 @@ class TrainSettings(LoopSettings):
 
     foreground_fraction: float  # share of each labeled batch from slices with tumor
     flip: bool  # left-right flips
+    loss_in_liver: bool  # losses count inside the liver region only, where SS(.) predicts; BCP's teacher labels only it
     unlabeled_batch_size: int | None = None  # unlabeled slices per step (MT, UA-MT, CPS)
     consistency: float | None = None  # weight of the unlabeled loss after ramp-up (MT, UA-MT, CPS)
     rampup: float | None = None  # share of training over which that weight ramps up

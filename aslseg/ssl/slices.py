@@ -20,6 +20,7 @@ class SliceSet:
     position: np.ndarray  # int (N,): the slice's index inside its prepared case
     tumor: np.ndarray | None  # uint8 (N, H, W); None for unlabeled slices
     pseudo: np.ndarray | None = None  # bool (N,): the label is an accepted pseudo label; None: none is
+    liver: np.ndarray | None = None  # uint8 (N, H, W): the known liver region (incl. tumor) where SS(.) predicts
 
     def __len__(self) -> int:
         return len(self.image)
@@ -35,7 +36,7 @@ def load_slices(image_paths: list[str | Path], label_paths: list[str | Path] | N
 
     `label_paths` must pair with `image_paths` by case id: the caller decides whose labels may be read.
     """
-    images, case_ids, positions, tumors = [], [], [], []
+    images, case_ids, positions, tumors, livers = [], [], [], [], []
     labels_by_case = {case_id_of(p): p for p in label_paths or []}
     if label_paths is not None and set(labels_by_case) != {case_id_of(p) for p in image_paths}:
         raise ValueError("label files must belong to exactly the cases whose images are loaded")
@@ -43,7 +44,9 @@ def load_slices(image_paths: list[str | Path], label_paths: list[str | Path] | N
         case_id = case_id_of(path)
         with np.load(path) as prepared:
             image = prepared["image"].astype(np.float32)
+            liver = prepared["liver"] if "liver" in prepared else None
         images.append(image)
+        livers.append(liver)
         case_ids.append(np.full(len(image), case_id))
         positions.append(np.arange(len(image)))
         if label_paths is not None:
@@ -57,6 +60,7 @@ def load_slices(image_paths: list[str | Path], label_paths: list[str | Path] | N
         case_id=np.concatenate(case_ids),
         position=np.concatenate(positions),
         tumor=np.concatenate(tumors) if label_paths is not None else None,
+        liver=np.concatenate(livers) if all(liver is not None for liver in livers) else None,
     )
 
 
@@ -73,13 +77,15 @@ def _concat(parts: list[SliceSet]) -> SliceSet:
         position=np.concatenate([p.position for p in parts]),
         tumor=np.concatenate([p.tumor for p in parts]) if all(labeled) else None,
         pseudo=pseudo,
+        liver=np.concatenate([p.liver for p in parts]) if all(p.liver is not None for p in parts) else None,
     )
 
 
 def _take(slices: SliceSet, rows: np.ndarray, pseudo_tumor: np.ndarray | None = None) -> SliceSet:
     """Some rows of unlabeled slices, with pseudo labels when `pseudo_tumor` is given."""
     pseudo = None if pseudo_tumor is None else np.ones(len(rows), dtype=bool)
-    return SliceSet(slices.image[rows], slices.case_id[rows], slices.position[rows], pseudo_tumor, pseudo)
+    return SliceSet(slices.image[rows], slices.case_id[rows], slices.position[rows], pseudo_tumor, pseudo,
+                    None if slices.liver is None else slices.liver[rows])
 
 
 def load_round_slices(

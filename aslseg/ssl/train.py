@@ -45,13 +45,23 @@ def train(
     averaged = _frozen_copy(trainer.model()) if settings.weight_average is not None else None
     kept = averaged if averaged is not None else trainer.model()  # the network validated and saved
 
+    if settings.loss_in_liver and (labeled.liver is None or (trainer.uses_unlabeled and unlabeled.liver is None)):
+        raise ValueError("ssl loss_in_liver needs the slices' liver masks (the prepared images' `liver`)")
+
+    def batch(slices: SliceSet, index: np.ndarray) -> Batch:
+        """The slices at `index` augmented, with their labels when known and, for `loss_in_liver`, the liver
+        region warped as the image is."""
+        image, tumor = slices.image[index], None if slices.tumor is None else slices.tumor[index]
+        if not settings.loss_in_liver:
+            return Batch(*augment(image, tumor)) if tumor is not None else Batch(augment(image)[0])
+        inputs, label = augment(image, tumor, slices.liver[index][:, None])
+        return Batch(inputs[:, :1], label, inputs[:, 1:])
+
     def step(iteration: int):
-        index = sampler()
-        labeled_batch = Batch(*augment(labeled.image[index], labeled.tumor[index]))
+        labeled_batch = batch(labeled, sampler())
         unlabeled_batch = None
         if trainer.uses_unlabeled:
-            pick = rng.choice(len(unlabeled), trainer.unlabeled_batch_size())
-            unlabeled_batch = Batch(augment(unlabeled.image[pick])[0])
+            unlabeled_batch = batch(unlabeled, rng.choice(len(unlabeled), trainer.unlabeled_batch_size()))
         return trainer.loss(labeled_batch, unlabeled_batch, (iteration - 1) / settings.iterations)
 
     def after_step(iteration: int) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from monai.losses import DiceCELoss
+import torch.nn.functional as F
+from monai.losses import DiceCELoss, DiceLoss
 
 from aslseg.seg2d.network import build_network
 from aslseg.ssl.schedules import sigmoid_rampup
@@ -15,6 +16,7 @@ from aslseg.ssl.schedules import sigmoid_rampup
 class Batch:
     image: torch.Tensor  # (B, 1, H, W) float
     label: torch.Tensor | None = None  # (B, 1, H, W) long in {0, 1}; None for unlabeled slices
+    region: torch.Tensor | None = None  # (B, 1, H, W) float: the liver, where losses count (ssl `liver_only`)
 
 
 class Method:
@@ -27,12 +29,27 @@ class Method:
         self.settings = settings
         self.device = device
         self.student = build_network(settings.features, bf16=settings.bf16).to(device)
-        self.supervised_loss = DiceCELoss(
+        self.dice_ce = DiceCELoss(
             to_onehot_y=True,
             softmax=True,
             include_background=settings.dice_include_background,
             batch=settings.batch_dice,
         )
+        self.region_dice = DiceLoss(include_background=False, batch=True)
+
+    def supervised_loss(self, logits: torch.Tensor, label: torch.Tensor, region: torch.Tensor | None = None):
+        """Dice + cross-entropy of (B, 2, H, W) logits against (B, 1, H, W) labels; with `region`, over its
+        pixels only (SS(.) predicts tumor only inside the liver, so elsewhere nothing is to be learned)."""
+        if region is None:
+            return self.dice_ce(logits, label)
+        return self.region_loss(logits, label, region)
+
+    def region_loss(self, logits: torch.Tensor, target: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+        """Dice + CE over the pixels where `region` is 1 (target: (B, 1, H, W) long)."""
+        ce = (F.cross_entropy(logits, target[:, 0], reduction="none") * region[:, 0]).sum() / (region.sum() + 1e-6)
+        onehot = F.one_hot(target[:, 0], 2).permute(0, 3, 1, 2).float()
+        dice = self.region_dice(torch.softmax(logits, dim=1) * region, onehot * region)
+        return dice + ce
 
     def trainable(self) -> list[torch.nn.Parameter]:
         return list(self.student.parameters())

@@ -12,8 +12,6 @@ from __future__ import annotations
 import copy
 
 import torch
-import torch.nn.functional as F
-from monai.losses import DiceLoss
 
 from aslseg.ssl.methods.base import Batch, Method
 from aslseg.ssl.schedules import ema_update
@@ -30,6 +28,15 @@ def box_mask(shape: tuple[int, ...], fraction: float, generator: torch.Generator
     return mask
 
 
+def mix(region: torch.Tensor | None, mask: torch.Tensor) -> torch.Tensor | None:
+    """The region of labeled pairs (a, b) mixed as their images are: a's outside the box, b's inside (None
+    stays None)."""
+    if region is None:
+        return None
+    region_a, region_b = region.chunk(2)
+    return region_a * mask + region_b * (1 - mask)
+
+
 class BidirectionalCopyPaste(Method):
     uses_unlabeled = True
 
@@ -37,18 +44,13 @@ class BidirectionalCopyPaste(Method):
         super().__init__(settings, device)
         self.teacher: torch.nn.Module | None = None
         self.generator = torch.Generator().manual_seed(int(torch.initial_seed() % 2**31))
-        self.region_dice = DiceLoss(include_background=False, batch=True)
 
-    def region_loss(self, logits: torch.Tensor, target: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
-        """Dice + CE over the pixels where `region` is 1 (target: (B, 1, H, W) long)."""
-        ce = (F.cross_entropy(logits, target[:, 0], reduction="none") * region[:, 0]).sum() / (region.sum() + 1e-6)
-        onehot = F.one_hot(target[:, 0], 2).permute(0, 3, 1, 2).float()
-        dice = self.region_dice(torch.softmax(logits, dim=1) * region, onehot * region)
-        return dice + ce
-
-    def mixed_loss(self, logits, target, from_first, weight_first, weight_second):
-        """Loss of a mixed slice whose pixels come from the first source where `from_first` is 1."""
+    def mixed_loss(self, logits, target, from_first, weight_first, weight_second, region=None):
+        """Loss of a mixed slice whose pixels come from the first source where `from_first` is 1 (and count
+        only inside `region` when it is given)."""
         first, second = from_first.expand_as(target).float(), (1 - from_first).expand_as(target).float()
+        if region is not None:
+            first, second = first * region, second * region
         return weight_first * self.region_loss(logits, target, first) + weight_second * self.region_loss(
             logits, target, second
         )
@@ -64,7 +66,7 @@ class BidirectionalCopyPaste(Method):
             # Copy-paste within labeled pairs: the box of b pasted into a.
             mixed = image_a * mask + image_b * (1 - mask)
             target = (label_a * mask + label_b * (1 - mask)).long()
-            loss = self.supervised_loss(self.student(mixed), target)
+            loss = self.supervised_loss(self.student(mixed), target, mix(labeled.region, mask))
             return loss, {"pretrain": loss.item()}
         if self.teacher is None:  # the self-training phase starts from the pre-trained network
             self.teacher = copy.deepcopy(self.student)
@@ -74,14 +76,21 @@ class BidirectionalCopyPaste(Method):
         with torch.no_grad():
             pseudo_a = self.teacher(unlabeled_a).argmax(dim=1, keepdim=True)
             pseudo_b = self.teacher(unlabeled_b).argmax(dim=1, keepdim=True)
+        region_1 = region_2 = None
+        if labeled.region is not None:  # pseudo labels, like every prediction of SS(.), lie inside the liver
+            region_a, region_b = labeled.region.chunk(2)
+            unlabeled_region_a, unlabeled_region_b = unlabeled.region.chunk(2)
+            pseudo_a, pseudo_b = pseudo_a * unlabeled_region_a.long(), pseudo_b * unlabeled_region_b.long()
+            region_1 = unlabeled_region_a * mask + region_a * (1 - mask)
+            region_2 = region_b * mask + unlabeled_region_b * (1 - mask)
         # Direction 1: unlabeled outside the box, labeled inside; direction 2 the other way round.
         mixed_1 = unlabeled_a * mask + image_a * (1 - mask)
         target_1 = (pseudo_a * mask + label_a * (1 - mask)).long()
         mixed_2 = image_b * mask + unlabeled_b * (1 - mask)
         target_2 = (label_b * mask + pseudo_b * (1 - mask)).long()
         weight = self.settings.bcp_unlabeled_weight
-        loss_1 = self.mixed_loss(self.student(mixed_1), target_1, mask, weight, 1.0)
-        loss_2 = self.mixed_loss(self.student(mixed_2), target_2, mask, 1.0, weight)
+        loss_1 = self.mixed_loss(self.student(mixed_1), target_1, mask, weight, 1.0, region_1)
+        loss_2 = self.mixed_loss(self.student(mixed_2), target_2, mask, 1.0, weight, region_2)
         loss = loss_1 + loss_2
         return loss, {"self_training": loss.item()}
 

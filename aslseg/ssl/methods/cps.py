@@ -21,9 +21,8 @@ class CrossPseudoSupervision(Method):
         return list(self.student.parameters()) + list(self.partner.parameters())
 
     def loss(self, labeled: Batch, unlabeled: Batch | None, progress: float):
-        supervised = self.supervised_loss(self.student(labeled.image), labeled.label) + self.supervised_loss(
-            self.partner(labeled.image), labeled.label
-        )
+        supervised = self.supervised_loss(self.student(labeled.image), labeled.label, labeled.region) + \
+            self.supervised_loss(self.partner(labeled.image), labeled.label, labeled.region)
         logits_a, logits_b = self.student(unlabeled.image), self.partner(unlabeled.image)
         pseudo_a, pseudo_b = logits_a.detach().argmax(dim=1), logits_b.detach().argmax(dim=1)
         cross = F.cross_entropy(logits_a, pseudo_b) + F.cross_entropy(logits_b, pseudo_a)

@@ -30,7 +30,7 @@ class MeanTeacher(Method):
             return torch.softmax(self.teacher(self.noisy(image)), dim=1)
 
     def loss(self, labeled: Batch, unlabeled: Batch | None, progress: float):
-        supervised = self.supervised_loss(self.student(labeled.image), labeled.label)
+        supervised = self.supervised_loss(self.student(labeled.image), labeled.label, labeled.region)
         student = torch.softmax(self.student(unlabeled.image), dim=1)
         consistency = self.consistency_map(student, unlabeled.image).mean()
         weight = self.consistency_weight(progress)

@@ -7,5 +7,5 @@ from aslseg.ssl.methods.base import Batch, Method
 
 class Supervised(Method):
     def loss(self, labeled: Batch, unlabeled: Batch | None, progress: float):
-        loss = self.supervised_loss(self.student(labeled.image), labeled.label)
+        loss = self.supervised_loss(self.student(labeled.image), labeled.label, labeled.region)
         return loss, {"supervised": loss.item()}
