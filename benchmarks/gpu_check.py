@@ -222,11 +222,13 @@ def section_data(ctx) -> dict:
             case_id=np.concatenate([np.full(len(prepared[c].image), c) for c in cases]),
             position=np.concatenate([np.arange(len(prepared[c].image)) for c in cases]),
             tumor=np.concatenate([prepared[c].tumor for c in cases]) if labeled else None,
+            liver=np.concatenate([prepared[c].liver for c in cases]),
         )
 
     ctx.labeled = slice_set(roles["labeled"], True)
     ctx.unlabeled = slice_set(roles["unlabeled"], False)
-    ctx.val = [Volume(c, image(c), prepared[c].tumor, tuple(float(s) for s in prepared[c].spacing)) for c in roles["val"]]
+    ctx.val = [Volume(c, image(c), prepared[c].tumor, tuple(float(s) for s in prepared[c].spacing), prepared[c].liver)
+               for c in roles["val"]]
     check(ctx.labeled.has_tumor().any() and all(v.tumor.any() for v in ctx.val), "labeled/val cases without tumor")
     return {
         "cases": roles,
