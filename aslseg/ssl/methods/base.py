@@ -16,7 +16,7 @@ from aslseg.ssl.schedules import sigmoid_rampup
 class Batch:
     image: torch.Tensor  # (B, 1, H, W) float
     label: torch.Tensor | None = None  # (B, 1, H, W) long in {0, 1}; None for unlabeled slices
-    region: torch.Tensor | None = None  # (B, 1, H, W) float: the liver, where losses count (ssl `liver_only`)
+    region: torch.Tensor | None = None  # (B, 1, H, W) float: the liver, where losses count (ssl.loss_in_liver)
 
 
 class Method:

@@ -28,13 +28,9 @@ def box_mask(shape: tuple[int, ...], fraction: float, generator: torch.Generator
     return mask
 
 
-def mix(region: torch.Tensor | None, mask: torch.Tensor) -> torch.Tensor | None:
-    """The region of labeled pairs (a, b) mixed as their images are: a's outside the box, b's inside (None
-    stays None)."""
-    if region is None:
-        return None
-    region_a, region_b = region.chunk(2)
-    return region_a * mask + region_b * (1 - mask)
+def paste(outside: torch.Tensor, inside: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """`inside` within the box of `mask` (where it is 0), `outside` elsewhere: how BCP mixes two slices."""
+    return outside * mask + inside * (1 - mask)
 
 
 class BidirectionalCopyPaste(Method):
@@ -64,9 +60,10 @@ class BidirectionalCopyPaste(Method):
         mask = box_mask(labeled.image.shape, self.settings.bcp_box, self.generator, labeled.image.device)
         if progress < self.settings.bcp_pretrain:
             # Copy-paste within labeled pairs: the box of b pasted into a.
-            mixed = image_a * mask + image_b * (1 - mask)
-            target = (label_a * mask + label_b * (1 - mask)).long()
-            loss = self.supervised_loss(self.student(mixed), target, mix(labeled.region, mask))
+            mixed = paste(image_a, image_b, mask)
+            target = paste(label_a, label_b, mask).long()
+            region = None if labeled.region is None else paste(*labeled.region.chunk(2), mask)
+            loss = self.supervised_loss(self.student(mixed), target, region)
             return loss, {"pretrain": loss.item()}
         if self.teacher is None:  # the self-training phase starts from the pre-trained network
             self.teacher = copy.deepcopy(self.student)
@@ -81,13 +78,13 @@ class BidirectionalCopyPaste(Method):
             region_a, region_b = labeled.region.chunk(2)
             unlabeled_region_a, unlabeled_region_b = unlabeled.region.chunk(2)
             pseudo_a, pseudo_b = pseudo_a * unlabeled_region_a.long(), pseudo_b * unlabeled_region_b.long()
-            region_1 = unlabeled_region_a * mask + region_a * (1 - mask)
-            region_2 = region_b * mask + unlabeled_region_b * (1 - mask)
+            region_1 = paste(unlabeled_region_a, region_a, mask)  # mixed as mixed_1 and mixed_2 below are
+            region_2 = paste(region_b, unlabeled_region_b, mask)
         # Direction 1: unlabeled outside the box, labeled inside; direction 2 the other way round.
-        mixed_1 = unlabeled_a * mask + image_a * (1 - mask)
-        target_1 = (pseudo_a * mask + label_a * (1 - mask)).long()
-        mixed_2 = image_b * mask + unlabeled_b * (1 - mask)
-        target_2 = (label_b * mask + pseudo_b * (1 - mask)).long()
+        mixed_1 = paste(unlabeled_a, image_a, mask)
+        target_1 = paste(pseudo_a, label_a, mask).long()
+        mixed_2 = paste(image_b, unlabeled_b, mask)
+        target_2 = paste(label_b, pseudo_b, mask).long()
         weight = self.settings.bcp_unlabeled_weight
         loss_1 = self.mixed_loss(self.student(mixed_1), target_1, mask, weight, 1.0, region_1)
         loss_2 = self.mixed_loss(self.student(mixed_2), target_2, mask, 1.0, weight, region_2)
