@@ -242,7 +242,7 @@ class JobInputs:
         """PL1, the final pseudo label (PL3; PL2 without AN; PL1 without SAM) and SAM's per-component table of
         every shard of one round's selection; from round 1 on, the round's labeled list (its slices are no
         longer unlabeled, so they are not scored again); for a calibrated selection the same of the val volumes,
-        with their labels."""
+        with their labels, and from round 1 on the previous round's calibration."""
         model, shards = self.model(wildcards), self.plan.shards
         inputs = {
             "pl1": [self.pseudo_label(1, wildcards, k) for k in shards],
@@ -258,6 +258,9 @@ class JobInputs:
             if wildcards.samrun != NONE:
                 inputs["val_components"] = self.sam_components(wildcards, VAL_SHARD)
             inputs["val_labels"] = self.labels(self.run_split(wildcards)["val"])
+            if model.round >= 1:  # which val slices earlier rounds' thresholds took (reliability.calibrate_round)
+                inputs["previous_calibration"] = self.plan.selection_file(
+                    artifacts.CALIBRATION, model.experiment, model.seed, model.round - 1)
         return inputs
 
     def labeled_images(self, wildcards) -> list[str]:

@@ -130,10 +130,11 @@ def test_an_is_named_by_exactly_the_keys_its_training_reads():
 # The names of the default config's artifacts as they were when each kind got its name: results folders made
 # before a change of this module must keep their artifacts (a renamed artifact is computed again). ssl and
 # loop were renamed on purpose when ssl.loss_in_liver changed what Stage I trains (from bcp-595531e8cc and
-# bcp-65bc89d16c).
+# bcp-65bc89d16c); select and loop when select.precision_confidence changed which slices are accepted (from
+# 49dc21efc0 and bcp-02ff5291a8).
 DEFAULT_NAMES = {"ssl": "bcp-a06aa7b069", "embed": "91078f3bef", "tune": "891038bcaf", "samrun": "box-a579728ebb",
-                 "synth": "c1667e1702", "adapt": "87033c9142", "adaptrun": "7010544099", "select": "49dc21efc0",
-                 "loop": "bcp-02ff5291a8"}
+                 "synth": "c1667e1702", "adapt": "87033c9142", "adaptrun": "7010544099", "select": "716dcd7295",
+                 "loop": "bcp-76fa1d4138"}
 
 
 def test_the_default_configs_artifacts_keep_their_names():

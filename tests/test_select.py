@@ -4,7 +4,8 @@ import pytest
 
 from aslseg.select.expand import GROUND_TRUTH_ROUND, LIST_COLUMNS, accepted_in, expand, initial_list, summarize_list
 from aslseg.select.reliability import (
-    SCORE_COLUMNS, SelectSettings, agreement, calibrate_threshold, selection_settings, score_slices, select,
+    SCORE_COLUMNS, SelectSettings, agreement, calibrate_round, calibrate_threshold, precision_lower_bound,
+    selection_settings, score_slices, select,
 )
 
 
@@ -196,6 +197,47 @@ def test_calibration_cuts_between_different_scores_only():
         calibrate_threshold(table, right, 0.0, 1, False)
 
 
+def test_the_precision_lower_bound_is_the_share_at_confidence_one_half_and_tightens_with_more_slices():
+    assert precision_lower_bound(np.array([3, 30]), np.array([5, 50]), 0.5) == pytest.approx([0.6, 0.6])
+    few, many = precision_lower_bound(np.array([3, 30]), np.array([5, 50]), 0.9)
+    assert 0 < few < many < 0.6  # the same share over ten times the slices is known better
+    assert 0.9 < precision_lower_bound(np.array([50]), np.array([50]), 0.9)[0] < 1  # all right: never a certainty
+
+
+def test_calibration_demands_the_precision_at_its_lower_confidence_bound():
+    # Best first: 6 right, then 4 wrong, then alternating right and wrong.
+    right = np.array([True] * 6 + [False] * 4 + [True, False] * 5)
+    table = scores(list(np.linspace(1.0, 0.05, len(right))))
+    estimate = calibrate_threshold(table, right, 0.5, 1, False)  # confidence 0.5: the share itself
+    assert estimate["val_accepted"] == 20 and estimate["val_accepted_right"] == 11
+    bounded = calibrate_threshold(table, right, 0.5, 1, False, confidence=0.9)
+    # 11 of 20 right is an estimate of 0.55, too uncertain for 0.5; 6 of 6 (lower bound ~0.78) is not
+    assert bounded["val_accepted"] < 20 and bounded["val_accepted_right"] == 6
+    assert bounded["precision_confidence"] == 0.9
+    with pytest.raises(ValueError, match="confidence"):
+        calibrate_threshold(table, right, 0.5, 1, False, confidence=1.0)
+
+
+def test_a_later_round_calibrates_on_the_val_slices_earlier_rounds_left():
+    # Val case 7, best first: two right slices (positions 0, 1) an earlier round's threshold took, then
+    # wrong, right, wrong, wrong. On all six slices the first four are 3 of 4 right (3 of 5: too few); on what
+    # is left, no threshold reaches 0.7, so this round accepts nothing and takes no val slice.
+    table = scores([0.95, 0.9, 0.8, 0.7, 0.6, 0.5]).assign(case=7, position=range(6))
+    right = np.array([True, True, False, True, False, False])
+    settings = SelectSettings.from_config({**SECTION, "rule": "calibrated", "precision": 0.7,
+                                           "precision_confidence": 0.5, "min_val_slices": 1})
+    first = calibrate_round(table, right, settings, taken=[])
+    assert first["threshold"] == 0.7 and first["val_taken"] == [[7, 0], [7, 1], [7, 2], [7, 3]]
+    later = calibrate_round(table, right, settings, taken=[[7, 0], [7, 1]])
+    assert later["val_eligible"] == 4 and later["val_right"] == 1
+    assert later["threshold"] is None and later["val_taken"] == [[7, 0], [7, 1]]
+    # With a looser target the later round accepts the remaining right slice's cut and records it as taken too.
+    looser = calibrate_round(table, right, SelectSettings.from_config(
+        {**SECTION, "rule": "calibrated", "precision": 0.5, "precision_confidence": 0.5, "min_val_slices": 1}),
+        taken=[[7, 0], [7, 1]])
+    assert looser["threshold"] == 0.7 and looser["val_taken"] == [[7, 0], [7, 1], [7, 2], [7, 3]]
+
+
 SECTION = dict(rule="threshold", threshold=0.8, fraction=0.5, accept_empty=False,
                agreement_weight=1.0, sam_iou_weight=0.0, confidence_weight=0.0)
 
@@ -209,8 +251,9 @@ def test_select_settings_from_config():
         SelectSettings.from_config({**SECTION, "treshold": 0.7})
     for bad in ({"rule": "best"}, {"threshold": 1.5}, {"rule": "top_fraction", "fraction": None},
                 {"agreement_weight": 0.0, "confidence_weight": 0.0}, {"sam_iou_weight": -1.0}, {"accept_empty": "no"},
-                {"rule": "calibrated", "precision": 0.0, "min_val_slices": 5},
-                {"rule": "calibrated", "precision": 0.5, "min_val_slices": 0}):
+                {"rule": "calibrated", "precision": 0.0, "precision_confidence": 0.9, "min_val_slices": 5},
+                {"rule": "calibrated", "precision": 0.5, "precision_confidence": 1.0, "min_val_slices": 5},
+                {"rule": "calibrated", "precision": 0.5, "precision_confidence": 0.9, "min_val_slices": 0}):
         with pytest.raises(ValueError):
             SelectSettings.from_config({**SECTION, **bad})
     with pytest.raises(KeyError, match="missing"):  # the calibrated rule reads its own keys
@@ -218,7 +261,7 @@ def test_select_settings_from_config():
 
 
 def test_rule_settings_keep_calibration_keys_for_the_calibrated_rule_only():
-    full = {**SECTION, "precision": 0.5, "min_val_slices": 5}
+    full = {**SECTION, "precision": 0.5, "precision_confidence": 0.9, "min_val_slices": 5}
     assert selection_settings(full) == SECTION  # a threshold selection is named as before these keys existed
     calibrated = selection_settings({**full, "rule": "calibrated"})
     assert "threshold" not in calibrated and "fraction" not in calibrated and calibrated["precision"] == 0.5

@@ -6,11 +6,12 @@ from aslseg.workflow import job_logging, reuse_previous_round_outputs
 
 reuse_previous_round_outputs(snakemake)  # before torch and MONAI load (aslseg/workflow.py)
 
-import numpy as np
+import json
+
 import pandas as pd
 
 from aslseg.io import atomic_path, write_json
-from aslseg.select.reliability import SelectSettings, calibrate_threshold, select
+from aslseg.select.reliability import SelectSettings, calibrate_round, select, without_slices
 from aslseg.select.scoring import score_shards, val_right
 
 with job_logging(snakemake) as log:
@@ -20,18 +21,17 @@ with job_logging(snakemake) as log:
     scores, _ = score_shards(inputs.pl1, inputs.pl3, components, settings)
     if "labeled_list" in inputs.keys():  # slices accepted in earlier rounds are labeled now
         listed = pd.read_csv(inputs.labeled_list)
-        listed = pd.MultiIndex.from_frame(listed[["case", "position"]].astype(np.int64))
-        scores = scores[~pd.MultiIndex.from_frame(scores[["case", "position"]]).isin(listed)].reset_index(drop=True)
+        scores = without_slices(scores, listed[["case", "position"]].itertuples(index=False))
     calibration = {"rule": settings.rule, "threshold": settings.threshold if settings.rule == "threshold" else None}
     if settings.rule == "calibrated":
         val_scores, val_final = score_shards([inputs.val_pl1], [inputs.val_pl3],
                                              [inputs.val_components] if components is not None else None, settings)
         right = val_right(val_scores, val_final, inputs.val_labels)
-        calibration = {"rule": settings.rule, **calibrate_threshold(
-            val_scores, right, settings.precision, settings.min_val_slices, settings.accept_empty)}
-        log.info("calibrated on %d eligible val slices (%d right): threshold %s, %d val slices accepted, %d right",
-                 calibration["val_eligible"], calibration["val_right"], calibration["threshold"],
-                 calibration["val_accepted"], calibration["val_accepted_right"])
+        taken = json.loads(open(inputs.previous_calibration).read())["val_taken"] if "previous_calibration" in inputs.keys() else []
+        calibration = calibrate_round(val_scores, right, settings, taken)
+        log.info("calibrated on %d eligible val slices (%d right; %d taken by earlier rounds): threshold %s, "
+                 "%d val slices accepted, %d right", calibration["val_eligible"], calibration["val_right"],
+                 len(taken), calibration["threshold"], calibration["val_accepted"], calibration["val_accepted_right"])
     threshold = calibration["threshold"] if settings.rule == "calibrated" else settings.threshold
     scores = select(scores, settings.rule, threshold, settings.fraction, settings.accept_empty)
     with atomic_path(snakemake.output.scores) as tmp:

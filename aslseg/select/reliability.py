@@ -32,8 +32,16 @@ Which scores are high enough? The paper fixes a threshold. Rule ``calibrated`` i
 on the val volumes, whose labels training already reads, scores their slices the same way, and takes the
 lowest threshold at which at least ``precision`` of the accepted val slices carry a right label (slice Dice
 >= aslseg.metrics.CORRECT_SLICE_DICE), over at least ``min_val_slices`` of them (`calibrate_threshold`).
-When no threshold reaches it, nothing is accepted: a round whose pseudo labels cannot be told apart from
-wrong ones then trains on what it had, instead of on mostly wrong labels.
+A few val volumes give a few dozen slices, so the share right is itself uncertain (sd ~0.09 over 30 slices):
+it must reach ``precision`` at the one-sided ``precision_confidence`` lower bound (Wilson's), not just as a
+point estimate, or the unlabeled slices will miss the target about half the time. With many val slices the
+bound approaches the share itself. When no threshold reaches it, nothing is accepted: a round whose pseudo
+labels cannot be told apart from wrong ones then trains on what it had, instead of on mostly wrong labels.
+
+From round 1 on, the unlabeled slices still to be scored are those no earlier round accepted: the ones the
+earlier thresholds judged best are gone, and what is left is harder. The val slices are thinned the same
+way -- each round's calibration leaves out the val slices an earlier round's threshold accepted
+(``val_taken`` in calibration.json) -- so the threshold is found on val slices like the ones it is applied to.
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
@@ -197,10 +206,23 @@ def select(
     return out
 
 
+def precision_lower_bound(right: np.ndarray, accepted: np.ndarray, confidence: float) -> np.ndarray:
+    """One-sided lower bound at `confidence` of the share right, `right` of `accepted` slices (elementwise):
+    Wilson's score interval, which stays inside [0, 1] and is sensible at a handful of slices. Confidence 0.5
+    gives the share itself."""
+    z = NormalDist().inv_cdf(confidence)
+    n = np.asarray(accepted, dtype=np.float64)
+    share = np.asarray(right, dtype=np.float64) / n
+    spread = z * np.sqrt(share * (1 - share) / n + z * z / (4 * n * n))
+    return (share + z * z / (2 * n) - spread) / (1 + z * z / n)
+
+
 def calibrate_threshold(
-    val_scores: pd.DataFrame, right: np.ndarray, precision: float, min_val_slices: int, accept_empty: bool
+    val_scores: pd.DataFrame, right: np.ndarray, precision: float, min_val_slices: int, accept_empty: bool,
+    confidence: float = 0.5,
 ) -> dict:
-    """The lowest score threshold at which at least `precision` of the accepted val slices are right.
+    """The lowest score threshold at which at least `precision` of the accepted val slices are right, at the
+    one-sided `confidence` lower bound of that share (0.5: the share itself).
 
     `val_scores` scores the val volumes' slices as `score_slices` scores the unlabeled ones; `right` (one bool
     per row) says whether a slice's final label is right (slice Dice with the val ground truth >=
@@ -211,6 +233,8 @@ def calibrate_threshold(
     behind it and the whole precision curve, for calibration.json."""
     if not 0 < precision <= 1 or min_val_slices < 1:
         raise ValueError(f"calibration needs precision in (0, 1] and min_val_slices >= 1, got {precision}, {min_val_slices}")
+    if not 0.5 <= confidence < 1:
+        raise ValueError(f"calibration needs a confidence in [0.5, 1), got {confidence}")
     right = np.asarray(right, dtype=bool).reshape(-1)
     if len(right) != len(val_scores):
         raise ValueError(f"{len(right)} right flags for {len(val_scores)} scored val slices")
@@ -223,11 +247,13 @@ def calibrate_threshold(
     cut = np.r_[score[1:] != score[:-1], True][: len(score)]  # a threshold takes every slice of equal score
     curve = [{"threshold": float(score[k]), "accepted": int(accepted[k]), "right": int(accepted_right[k])}
              for k in np.flatnonzero(cut)]
-    good = cut & (accepted >= min_val_slices) & (accepted_right >= precision * accepted - 1e-9)
+    bound = precision_lower_bound(accepted_right, accepted, confidence)
+    good = cut & (accepted >= min_val_slices) & (bound >= precision - 1e-9)
     best = int(np.flatnonzero(good)[-1]) if good.any() else None
     return {
         "threshold": None if best is None else float(score[best]),
         "precision_target": float(precision),
+        "precision_confidence": float(confidence),
         "min_val_slices": int(min_val_slices),
         "val_eligible": int(len(score)),
         "val_right": int(right.sum()),
@@ -237,7 +263,31 @@ def calibrate_threshold(
     }
 
 
-CALIBRATION_KEYS = ("precision", "min_val_slices")
+def without_slices(scores: pd.DataFrame, slices) -> pd.DataFrame:
+    """The rows of `scores` whose (case, position) is not among `slices` (pairs), renumbered from 0."""
+    pairs = pd.MultiIndex.from_tuples([(int(c), int(p)) for c, p in slices], names=["case", "position"])
+    keys = pd.MultiIndex.from_frame(scores[["case", "position"]].astype(np.int64))
+    return scores[~keys.isin(pairs)].reset_index(drop=True)
+
+
+def calibrate_round(val_scores: pd.DataFrame, right: np.ndarray, settings: "SelectSettings",
+                    taken: list[list[int]]) -> dict:
+    """Rule calibrated for one round: `calibrate_threshold` on the val slices that no earlier round's threshold
+    accepted (`taken`, [case, position] pairs: the previous round's ``val_taken``; empty in round 0), so the
+    val slices thin out as the unlabeled ones do. Returns calibration.json's fields, with ``val_taken`` now
+    also holding the val slices this round's threshold accepts."""
+    right = pd.Series(np.asarray(right, dtype=bool), index=pd.MultiIndex.from_frame(val_scores[["case", "position"]]))
+    remaining = without_slices(val_scores, taken)
+    remaining_right = right.loc[pd.MultiIndex.from_frame(remaining[["case", "position"]])].to_numpy()
+    found = calibrate_threshold(remaining, remaining_right, settings.precision, settings.min_val_slices,
+                                settings.accept_empty, settings.precision_confidence)
+    accepted = select(remaining, "calibrated", found["threshold"], None, settings.accept_empty)
+    newly = accepted.loc[accepted["accepted"], ["case", "position"]].to_numpy(dtype=np.int64).tolist()
+    return {"rule": "calibrated", **found, "val_taken_before": len(taken),
+            "val_taken": [list(map(int, pair)) for pair in taken] + newly}
+
+
+CALIBRATION_KEYS = ("precision", "precision_confidence", "min_val_slices")
 FIXED_RULE_KEYS = ("threshold", "fraction")
 
 
@@ -264,6 +314,7 @@ class SelectSettings:
     threshold: float | None = None  # minimum score, rule "threshold"
     fraction: float | None = None  # share of eligible slices accepted, rule "top_fraction"
     precision: float | None = None  # share of accepted val slices that must be right, rule "calibrated"
+    precision_confidence: float | None = None  # confidence of the lower bound that must reach `precision`
     min_val_slices: int | None = None  # fewest val slices a calibrated threshold may rest on
 
     def __post_init__(self):
@@ -275,6 +326,9 @@ class SelectSettings:
             raise ValueError(f"select.fraction must be in (0, 1] for rule 'top_fraction', got {self.fraction!r}")
         if self.rule == "calibrated" and (self.precision is None or not 0 < self.precision <= 1):
             raise ValueError(f"select.precision must be in (0, 1] for rule 'calibrated', got {self.precision!r}")
+        if self.rule == "calibrated" and (self.precision_confidence is None or not 0.5 <= self.precision_confidence < 1):
+            raise ValueError("select.precision_confidence must be in [0.5, 1) for rule 'calibrated', "
+                             f"got {self.precision_confidence!r}")
         if self.rule == "calibrated" and (not isinstance(self.min_val_slices, int) or self.min_val_slices < 1):
             raise ValueError(
                 f"select.min_val_slices must be an integer >= 1 for rule 'calibrated', got {self.min_val_slices!r}")
