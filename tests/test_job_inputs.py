@@ -100,6 +100,14 @@ def test_a_round_trains_on_the_previous_selections_list_and_every_earlier_final_
     assert set(inputs.ssl_train(round_wildcards(plan, "aslseg", 0))) == {"split", "images", "labels"}
 
 
+def test_a_later_rounds_calibration_reads_which_val_slices_earlier_rounds_took(plan, inputs):
+    """Round r's calibrated selection leaves out the val slices earlier thresholds accepted
+    (reliability.calibrate_round): it reads the previous round's calibration.json; round 0 has none."""
+    assert "previous_calibration" not in inputs.selection(round_wildcards(plan, "aslseg", 0))
+    got = inputs.selection(round_wildcards(plan, "aslseg_two_rounds", 1))
+    assert got["previous_calibration"] == plan.selection_file(artifacts.CALIBRATION, "aslseg_two_rounds", 0, 0)
+
+
 def test_a_round_job_gets_its_previous_rounds_outputs_to_copy(plan, inputs):
     previous_round = inputs.previous_round("ssl_predict")
     assert previous_round(Wildcards(model=plan.model_dir("aslseg", 0, 0), shard="1")) == {}
