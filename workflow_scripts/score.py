@@ -27,7 +27,9 @@ with job_logging(snakemake) as log:
         val_scores, val_final = score_shards([inputs.val_pl1], [inputs.val_pl3],
                                              [inputs.val_components] if components is not None else None, settings)
         right = val_right(val_scores, val_final, inputs.val_labels)
-        taken = json.loads(open(inputs.previous_calibration).read())["val_taken"] if "previous_calibration" in inputs.keys() else []
+        taken = []  # round 0; later rounds: the val slices earlier rounds' thresholds took
+        if "previous_calibration" in inputs.keys():
+            taken = json.loads(open(inputs.previous_calibration).read())["val_taken"]
         calibration = calibrate_round(val_scores, right, settings, taken)
         log.info("calibrated on %d eligible val slices (%d right; %d taken by earlier rounds): threshold %s, "
                  "%d val slices accepted, %d right", calibration["val_eligible"], calibration["val_right"],

@@ -263,11 +263,15 @@ def calibrate_threshold(
     }
 
 
+def among(scores: pd.DataFrame, slices) -> np.ndarray:
+    """Per row of `scores`: is its (case, position) among `slices` (pairs)?"""
+    pairs = pd.MultiIndex.from_tuples([(int(c), int(p)) for c, p in slices], names=["case", "position"])
+    return pd.MultiIndex.from_frame(scores[["case", "position"]].astype(np.int64)).isin(pairs)
+
+
 def without_slices(scores: pd.DataFrame, slices) -> pd.DataFrame:
     """The rows of `scores` whose (case, position) is not among `slices` (pairs), renumbered from 0."""
-    pairs = pd.MultiIndex.from_tuples([(int(c), int(p)) for c, p in slices], names=["case", "position"])
-    keys = pd.MultiIndex.from_frame(scores[["case", "position"]].astype(np.int64))
-    return scores[~keys.isin(pairs)].reset_index(drop=True)
+    return scores[~among(scores, slices)].reset_index(drop=True)
 
 
 def calibrate_round(val_scores: pd.DataFrame, right: np.ndarray, settings: "SelectSettings",
@@ -276,11 +280,10 @@ def calibrate_round(val_scores: pd.DataFrame, right: np.ndarray, settings: "Sele
     accepted (`taken`, [case, position] pairs: the previous round's ``val_taken``; empty in round 0), so the
     val slices thin out as the unlabeled ones do. Returns calibration.json's fields, with ``val_taken`` now
     also holding the val slices this round's threshold accepts."""
-    right = pd.Series(np.asarray(right, dtype=bool), index=pd.MultiIndex.from_frame(val_scores[["case", "position"]]))
-    remaining = without_slices(val_scores, taken)
-    remaining_right = right.loc[pd.MultiIndex.from_frame(remaining[["case", "position"]])].to_numpy()
-    found = calibrate_threshold(remaining, remaining_right, settings.precision, settings.min_val_slices,
-                                settings.accept_empty, settings.precision_confidence)
+    left = ~among(val_scores, taken)
+    remaining = val_scores[left].reset_index(drop=True)
+    found = calibrate_threshold(remaining, np.asarray(right, dtype=bool)[left], settings.precision,
+                                settings.min_val_slices, settings.accept_empty, settings.precision_confidence)
     accepted = select(remaining, "calibrated", found["threshold"], None, settings.accept_empty)
     newly = accepted.loc[accepted["accepted"], ["case", "position"]].to_numpy(dtype=np.int64).tolist()
     return {"rule": "calibrated", **found, "val_taken_before": len(taken),
