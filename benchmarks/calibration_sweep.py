@@ -1,12 +1,16 @@
 """(Evaluation only: reads the unlabeled volumes' hidden tumor labels.) How precise is round 0's calibrated
-selection on the unlabeled slices, for several `select.precision_confidence` values?
+selection on the unlabeled slices, for several `select.precision_confidence` and `select.precision` values and
+score weights?
 
-For each seed, scores round 0's pseudo labels (PL1 against the final label) on the unlabeled and the val
-volumes as rule `score` does, calibrates the threshold on the val slices at each confidence, and reports how
-many unlabeled slices it accepts and how many of those are right (slice Dice >= 0.5 with the hidden truth).
+For each seed, scores round 0's pseudo labels (agreement of PL1 and the final label, SAM's predicted IoU, the
+final label's confidence, weighted by --weights) on the unlabeled and the val volumes as rule `score` does,
+calibrates the threshold on the val slices at each confidence and precision, and reports how many unlabeled
+slices it accepts and how many of those are right (slice Dice >= 0.5 with the hidden truth).
 
     .venv/bin/python benchmarks/calibration_sweep.py results/ssl/bcp-a06aa7b069 \\
-        --sam box-a579728ebb --adapt 7010544099 --seeds 0 1 2 --confidence 0.5 0.7 0.8 0.9 0.95
+        --sam box-a579728ebb --adapt 7010544099 --seeds 0 1 2 --confidence 0.5 0.7 0.8 0.9 0.95 --weights 1 0 0
+    .venv/bin/python benchmarks/calibration_sweep.py results/ssl/bcp-a06aa7b069 \\
+        --sam box-a579728ebb --adapt 7010544099 --seeds 0 1 2 --confidence 0.9 --precision 0.5 0.6 0.7
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from aslseg.config import default_config
 from aslseg.select.reliability import SelectSettings, calibrate_threshold, select
 from aslseg.select.scoring import score_shards, val_right
 
@@ -25,31 +30,39 @@ def main() -> None:
     parser.add_argument("--adapt", required=True, help="the AN run folder name without 'adapt-'")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--confidence", type=float, nargs="+", default=[0.5, 0.9])
-    parser.add_argument("--precision", type=float, default=0.5)
+    parser.add_argument("--precision", type=float, nargs="+", default=[0.5])
+    default = default_config()["select"]
+    parser.add_argument("--weights", type=float, nargs=3, metavar=("AGREEMENT", "SAM_IOU", "CONFIDENCE"),
+                        default=[default["agreement_weight"], default["sam_iou_weight"], default["confidence_weight"]],
+                        help="the score's weights (default: the config's)")
     parser.add_argument("--min-val-slices", type=int, default=5)
     parser.add_argument("--labels", type=Path, default=Path("results/data/prepared/labels"))
     args = parser.parse_args()
-    settings = SelectSettings(rule="calibrated", accept_empty=False, agreement_weight=1.0, sam_iou_weight=0.0,
-                              confidence_weight=0.0, precision=args.precision, precision_confidence=0.5,
+    agreement, sam_iou, confidence = args.weights
+    settings = SelectSettings(rule="calibrated", accept_empty=False, agreement_weight=agreement, sam_iou_weight=sam_iou,
+                              confidence_weight=confidence, precision=args.precision[0], precision_confidence=0.5,
                               min_val_slices=args.min_val_slices)
-    print("| seed | confidence | val accepted (right) | unlabeled accepted (right) | precision |")
-    print("| --- | --- | --- | --- | --- |")
+    print(f"score weights: agreement {agreement}, SAM IoU {sam_iou}, confidence {confidence}\n")
+    print("| seed | target | confidence | val accepted (right) | unlabeled accepted (right) | precision |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for seed in args.seeds:
         model = args.run / f"seed-{seed}"
-        final = model / f"sam-{args.sam}" / f"adapt-{args.adapt}" / "pl3"
+        sam = model / f"sam-{args.sam}"
+        final = sam / f"adapt-{args.adapt}" / "pl3"
         scored = {}
         for shard in ("0", "val"):
             scores, labels = score_shards([str(model / f"pl1/shard-{shard}.npz")], [str(final / f"shard-{shard}.npz")],
-                                          None, settings)
+                                          [str(sam / f"pl2/shard-{shard}.csv")], settings)
             scored[shard] = (scores, val_right(scores, labels, [str(args.labels / f"case-{c}.npz") for c in sorted(labels)]))
         (unlabeled, unlabeled_right), (val, val_ok) = scored["0"], scored["val"]
-        for confidence in args.confidence:
-            found = calibrate_threshold(val, val_ok, args.precision, args.min_val_slices, False, confidence)
-            accepted = select(unlabeled, "calibrated", found["threshold"], None, False)["accepted"].to_numpy()
-            right = int(unlabeled_right[accepted].sum())
-            precision = f"{right / accepted.sum():.2f}" if accepted.any() else "-"
-            print(f"| {seed} | {confidence} | {found['val_accepted']} ({found['val_accepted_right']}) | "
-                  f"{int(accepted.sum())} ({right}) | {precision} |")
+        for target in args.precision:
+            for confidence in args.confidence:
+                found = calibrate_threshold(val, val_ok, target, args.min_val_slices, False, confidence)
+                accepted = select(unlabeled, "calibrated", found["threshold"], None, False)["accepted"].to_numpy()
+                right = int(unlabeled_right[accepted].sum())
+                precision = f"{right / accepted.sum():.2f}" if accepted.any() else "-"
+                print(f"| {seed} | {target} | {confidence} | {found['val_accepted']} ({found['val_accepted_right']}) | "
+                      f"{int(accepted.sum())} ({right}) | {precision} |")
 
 
 if __name__ == "__main__":
