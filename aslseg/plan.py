@@ -39,6 +39,9 @@ class Plan:
             if not settings["sam"]["enabled"] and settings["select"]["agreement_weight"] > 0:
                 raise ConfigError(f"experiments.{name}: without SAM the final label is PL1 itself, so agreement is 1 "
                                   "on every slice; set select.agreement_weight to 0 and select.confidence_weight > 0")
+            if not settings["sam"]["enabled"] and settings["select"]["sam_iou_weight"] > 0:
+                raise ConfigError(f"experiments.{name}: without SAM there is no SAM IoU to score; set "
+                                  "select.sam_iou_weight to 0")
         self.catalog = Catalog(self.experiments)
         self.loop_experiments = self.catalog.loop_experiments
         self.paper_loops = [name for name in self.paper_experiments if name in self.loop_experiments]

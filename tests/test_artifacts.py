@@ -131,10 +131,11 @@ def test_an_is_named_by_exactly_the_keys_its_training_reads():
 # before a change of this module must keep their artifacts (a renamed artifact is computed again). ssl and
 # loop were renamed on purpose when ssl.loss_in_liver changed what Stage I trains (from bcp-595531e8cc and
 # bcp-65bc89d16c); select and loop when select.precision_confidence changed which slices are accepted (from
-# 49dc21efc0 and bcp-02ff5291a8).
+# 49dc21efc0 and bcp-02ff5291a8), and again when the score took in SAM's IoU and AN's confidence and the
+# calibrated precision rose to 0.6 (from 716dcd7295 and bcp-76fa1d4138).
 DEFAULT_NAMES = {"ssl": "bcp-a06aa7b069", "embed": "91078f3bef", "tune": "891038bcaf", "samrun": "box-a579728ebb",
-                 "synth": "c1667e1702", "adapt": "87033c9142", "adaptrun": "7010544099", "select": "716dcd7295",
-                 "loop": "bcp-76fa1d4138"}
+                 "synth": "c1667e1702", "adapt": "87033c9142", "adaptrun": "7010544099", "select": "b7356c47bd",
+                 "loop": "bcp-a87aad15e3"}
 
 
 def test_the_default_configs_artifacts_keep_their_names():

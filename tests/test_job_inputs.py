@@ -177,3 +177,12 @@ def test_without_sam_agreement_cannot_be_the_score():
     experiments = {**config()["experiments"], "no_sam": {"sam": {"enabled": False}}}
     with pytest.raises(ConfigError, match="agreement_weight"):
         Plan(config(experiments=experiments, targets=["no_sam"]))
+
+
+def test_without_sam_its_iou_cannot_be_scored():
+    no_iou = {"agreement_weight": 0.0, "confidence_weight": 1.0}  # the default still weighs SAM's IoU
+    experiments = {**config()["experiments"], "no_sam": {"sam": {"enabled": False}, "select": no_iou}}
+    with pytest.raises(ConfigError, match="sam_iou_weight"):
+        Plan(config(experiments=experiments, targets=["no_sam"]))
+    experiments["no_sam"]["select"] = {**no_iou, "sam_iou_weight": 0.0}
+    assert Plan(config(experiments=experiments, targets=["no_sam"])).experiments["no_sam"]["select"]["sam_iou_weight"] == 0

@@ -66,7 +66,8 @@ def test_descriptions_say_which_stages_and_volumes_an_experiment_uses():
     assert not described["bcp"]["sam"] and described["bcp"]["prompt"] == ""  # no loop: no Stage II or III
     zero_shot = describe(settings(sam={"finetune": {"enabled": False}}))
     assert zero_shot["sam"] and not zero_shot["sam_fine_tuned"]
-    no_sam = describe(settings(sam={"enabled": False}, select={"agreement_weight": 0.0, "confidence_weight": 1.0}))
+    no_sam = describe(settings(sam={"enabled": False}, select={"agreement_weight": 0.0, "sam_iou_weight": 0.0,
+                                                                        "confidence_weight": 1.0}))
     assert not no_sam["sam"] and not no_sam["adaptation_network"]  # AN refines SAM's masks: none without SAM
 
 

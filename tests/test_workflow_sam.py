@@ -33,7 +33,8 @@ TINY_STAGE2 = {
         "aslseg_point": {"ssl": {"method": "bcp"}, "sam": {"prompt": "point"}, "loop": {"rounds": 1}},
         "aslseg_no_adapt": {"ssl": {"method": "bcp"}, "adapt": {"enabled": False}, "loop": {"rounds": 1}},
         "aslseg_no_sam": {"ssl": {"method": "bcp"}, "sam": {"enabled": False}, "loop": {"rounds": 1},
-                          "select": {"agreement_weight": 0.0, "confidence_weight": 1.0, "threshold": 0.5}},
+                          "select": {"agreement_weight": 0.0, "sam_iou_weight": 0.0, "confidence_weight": 1.0,
+                                     "threshold": 0.5}},
         "aslseg_calibrated": {"ssl": {"method": "bcp"}, "select": {"rule": "calibrated", "min_val_slices": 1},
                               "loop": {"rounds": 1}},
         # No threshold rests on that many val slices: every selection accepts nothing (as on the default, seed 0).

@@ -17,16 +17,18 @@ empty      empty      1          they agree there is no tumor (never NaN)
 Both-empty slices are perfect agreements, so a threshold alone would accept every tumor-free slice of the
 unlabeled volumes and flood the next round with negatives; `select(accept_empty=False)` keeps them out.
 
-The score of a slice is the agreement alone by default (the paper's criterion). It can instead be a weighted
-mean of agreement, SAM's predicted IoU and the confidence of the model that drew the final label (AN's; SS's
-own when there is no SAM):
+The paper's criterion is the agreement alone. Our default score is the weighted mean of three terms: the
+agreement, SAM's predicted IoU, and the confidence of the model that drew the final label (AN's; SS's own when
+there is no SAM). A false component that SAM enlarges and AN keeps still agrees with PL1, but SAM rates its
+mask lower and AN is less sure of it. So the top of the ranking is cleaner, and the few val slices can
+certify a stricter precision (docs/BENCHMARKS.md, session 17):
 ``score = sum(w_t * x_t) / sum(w_t)`` over the terms t whose value x_t is known on that slice. A term is
 unknown where its value is NaN -- SAM's IoU on a slice SAM was not prompted on (PL1 empty) -- and its weight
 is then left out of both sums, i.e. the other weights are renormalised. Agreement and confidence are known on
 every slice, and one of their weights must be positive, so the score is defined and stays in [0, 1]. Without
 SAM (the "PL1 thresholded alone" ablation) the final label is PL1 itself, agreement is trivially 1, and the
-score is the confidence alone. A term given a positive weight but not passed at all is an error, not a
-renormalisation: the configured formula would silently not be the one scored.
+score is the confidence alone (its SAM IoU weight must be 0). A term given a positive weight but not passed at
+all is an error, not a renormalisation: the configured formula would silently not be the one scored.
 
 Which scores are high enough? The paper fixes a threshold. Rule ``calibrated`` instead runs the same stages
 on the val volumes, whose labels training already reads, scores their slices the same way, and takes the
