@@ -52,7 +52,9 @@ TINY_STAGE2 = {
     "resources": {"infer": {"shards": 1}},  # fewer jobs; sharded inference is covered by the Stage I tests
     "sam": {"shards": 2, "finetune": {"iterations": 3, "batch_size": 2}},  # sharded embedding, as on a cluster
     "adapt": {"iterations": 4, "batch_size": 2, "features": [4, 4, 8, 8, 16, 4], "val_every": 2},
-    "select": {"rule": "threshold", "threshold": 0.5},
+    # Agreement alone at 0.5: with the default score this tiny run's round 1 accepts nothing, and these tests need
+    # both rounds to accept slices (aslseg_calibrated scores with the default weights and SAM's IoUs).
+    "select": {"rule": "threshold", "threshold": 0.5, "sam_iou_weight": 0.0, "confidence_weight": 0.0},
 }
 
 
