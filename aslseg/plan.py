@@ -36,10 +36,12 @@ class Plan:
         self.experiments = {name: experiment_config(config, name)
                             for name in dict.fromkeys(config["targets"] + self.paper_experiments)}
         for name, settings in self.experiments.items():
-            if not settings["sam"]["enabled"] and settings["select"]["agreement_weight"] > 0:
+            if settings["sam"]["enabled"]:
+                continue
+            if settings["select"]["agreement_weight"] > 0:
                 raise ConfigError(f"experiments.{name}: without SAM the final label is PL1 itself, so agreement is 1 "
                                   "on every slice; set select.agreement_weight to 0 and select.confidence_weight > 0")
-            if not settings["sam"]["enabled"] and settings["select"]["sam_iou_weight"] > 0:
+            if settings["select"]["sam_iou_weight"] > 0:
                 raise ConfigError(f"experiments.{name}: without SAM there is no SAM IoU to score; set "
                                   "select.sam_iou_weight to 0")
         self.catalog = Catalog(self.experiments)
