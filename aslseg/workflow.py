@@ -60,8 +60,8 @@ def reuse_previous_round_outputs(snakemake) -> None:
     ssl_train reuses the previous round's model when the previous selection accepted nothing (the list is
     unchanged). Then every job derived from the model (PL1, prompts, PL2, PL3, scores, test metrics) has
     exactly the previous round's inputs, so its outputs are the previous round's files. The rule passes the
-    round's model, the previous round's model and the previous round's outputs (rules/runs.smk,
-    `previous_round_inputs`); a job whose model differs does its work as usual. Scripts call it before their
+    round's model, the previous round's model and the previous round's outputs (aslseg/job_inputs.py,
+    `JobInputs.previous_round`); a job whose model differs does its work as usual. Scripts call it before their
     other imports: a copying job then never loads torch and MONAI, which take seconds per job.
     """
     inputs = snakemake.input
