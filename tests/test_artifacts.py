@@ -75,6 +75,14 @@ def test_a_setting_only_another_method_reads_leaves_the_run_unchanged():
         StageOneRun.of(effective(ssl={"method": "bcp"})).name
 
 
+def test_an_option_left_at_null_renames_nothing():
+    """bcp_confidence: null (the reference's BCP) keeps the name BCP had before the option existed."""
+    default = StageOneRun.of(effective(ssl={"method": "bcp"}))
+    assert default.name == StageOneRun.of(effective(ssl={"method": "bcp", "bcp_confidence": None})).name
+    assert "bcp_confidence" not in default.settings
+    assert StageOneRun.of(effective(ssl={"method": "bcp", "bcp_confidence": 0.9})).name != default.name
+
+
 def test_without_sam_or_an_the_earlier_pseudo_label_is_used_as_it_is():
     no_sam = effective(sam={"enabled": False})
     no_adapt = effective(adapt={"enabled": False})

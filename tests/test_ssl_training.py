@@ -238,6 +238,38 @@ def test_bcp_teacher_labels_only_the_liver():
     assert seen[0].sum() > labeled.tumor[:2].sum()  # the teacher's all-tumor labels did arrive inside the liver
 
 
+@pytest.mark.parametrize("confidence", [None, 0.9])
+def test_bcp_counts_pseudo_labels_only_where_the_teacher_is_sure(confidence):
+    """With bcp_confidence, a pseudo-labeled pixel enters the loss only where the teacher's probability of its
+    label reaches it (a weak teacher's unsure specks are not taught back); without it, every liver pixel."""
+    from aslseg.ssl.methods import METHODS
+    from aslseg.ssl.methods.base import Batch
+
+    trainer = METHODS["bcp"](settings("bcp", bcp_pretrain=0.0, bf16=False, bcp_confidence=confidence), "cpu")
+    labeled, unlabeled = bright_square_slices(n=4, seed=0), bright_square_slices(n=4, seed=1)
+    as_tensor = lambda a: torch.as_tensor(a, dtype=torch.float32)[:, None]  # noqa: E731
+    batches = (Batch(as_tensor(labeled.image), as_tensor(labeled.tumor).long(), as_tensor(labeled.liver)),
+               Batch(as_tensor(unlabeled.image), None, as_tensor(unlabeled.liver)))
+    seen = []
+    trainer.mixed_loss = lambda logits, target, from_first, *weights_and_region: \
+        seen.append((from_first, weights_and_region[-1])) or logits.sum() * 0
+    trainer.loss(*batches, progress=0.5)  # creates the teacher
+    margin = torch.zeros(1, 1, 32, 32)
+    margin[..., :16] = 3.0  # left half: tumor at p = 0.95; right half: tumor at p = 0.6
+    margin[..., 16:] = 0.4
+    trainer.teacher.forward = lambda x: torch.cat([torch.zeros_like(x), margin.expand_as(x)], dim=1)
+    seen.clear()
+    trainer.loss(*batches, progress=0.5)
+    from_unlabeled, region = seen[0]  # direction 1: the unlabeled slices outside the box, labeled ones inside
+    pseudo_labeled = from_unlabeled.expand_as(region).bool()
+    liver = as_tensor(unlabeled.liver[:2])
+    sure = torch.zeros_like(liver)
+    sure[..., :16] = 1
+    expected = liver if confidence is None else liver * sure
+    assert torch.equal(region[pseudo_labeled], expected[pseudo_labeled])
+    assert region[pseudo_labeled].sum() > 0
+
+
 @pytest.mark.parametrize("method", ["supervised", "mean_teacher", "uamt", "cps", "bcp"])
 def test_every_method_learns_and_its_checkpoint_reloads(method, tmp_path):
     torch.set_num_threads(1)

@@ -18,7 +18,7 @@ METHOD_SETTINGS: dict[str, tuple[str, ...]] = {
     "mean_teacher": _TEACHER,
     "uamt": _TEACHER + ("uamt_passes",),
     "cps": ("consistency", "rampup", "unlabeled_batch_size"),
-    "bcp": ("ema_decay", "bcp_pretrain", "bcp_box", "bcp_unlabeled_weight"),
+    "bcp": ("ema_decay", "bcp_pretrain", "bcp_box", "bcp_unlabeled_weight", "bcp_confidence"),
 }
 METHOD_SPECIFIC = frozenset(key for keys in METHOD_SETTINGS.values() for key in keys)
 # Keys of config `ssl` that are not training settings: the method itself and the mask threshold used by
@@ -44,6 +44,7 @@ class TrainSettings(LoopSettings):
     bcp_pretrain: float | None = None  # share of training spent on labeled copy-paste pre-training
     bcp_box: float | None = None  # side of the pasted box as a share of the slice side
     bcp_unlabeled_weight: float | None = None  # loss weight of pseudo-labeled pixels
+    bcp_confidence: float | None = None  # pseudo-labeled pixels count where the teacher is at least this sure
     # Decay of an exponential moving average of the weights, which validation, the kept checkpoint and
     # prediction then use (None: the weights as trained). Not a config key yet: benchmarks/ssl_variants.py
     # measures it (issue 15: one training's variance is as large as the effects the loop is judged by).
@@ -69,8 +70,9 @@ def method_settings(ssl: dict) -> dict:
     method = ssl["method"]
     if method not in METHOD_SETTINGS:
         raise KeyError(f"unknown ssl.method {method!r}; known: {sorted(METHOD_SETTINGS)}")
+    # A key left at null (an option switched off) does not enter the name, so adding an option renames nothing.
     return {
         key: value
         for key, value in ssl.items()
-        if key not in METHOD_SPECIFIC or key in METHOD_SETTINGS[method]
+        if (key not in METHOD_SPECIFIC or key in METHOD_SETTINGS[method]) and value is not None
     }

@@ -4,7 +4,9 @@ Pre-training: labeled pairs mixed by copy-paste. Self-training: an EMA teacher (
 pre-trained network) labels the unlabeled slices; a box of 2/3 H x 2/3 W at a random place swaps content
 between a labeled and an unlabeled slice in both directions, and the loss weighs the pseudo-labeled region by
 `bcp_unlabeled_weight`. Unlike the reference, every tumor component of a pseudo-label is kept (liver tumors
-are multifocal; keeping only the largest would teach the network to miss lesions).
+are multifocal; keeping only the largest would teach the network to miss lesions). The reference's largest
+component also keeps a weak teacher's false specks out of the student's targets; `bcp_confidence` does that
+per pixel instead: pseudo-labeled pixels count only where the teacher is that sure of its label.
 """
 
 from __future__ import annotations
@@ -70,14 +72,18 @@ class BidirectionalCopyPaste(Method):
             for parameter in self.teacher.parameters():
                 parameter.requires_grad_(False)
         unlabeled_a, unlabeled_b = unlabeled.image.chunk(2)
-        with torch.no_grad():
-            pseudo_a = self.teacher(unlabeled_a).argmax(dim=1, keepdim=True)
-            pseudo_b = self.teacher(unlabeled_b).argmax(dim=1, keepdim=True)
+        pseudo_a, trusted_a = self.pseudo_label(unlabeled_a)
+        pseudo_b, trusted_b = self.pseudo_label(unlabeled_b)
         region_1 = region_2 = None
-        if labeled.region is not None:  # pseudo labels, like every prediction of SS(.), lie inside the liver
-            region_a, region_b = labeled.region.chunk(2)
-            unlabeled_region_a, unlabeled_region_b = unlabeled.region.chunk(2)
+        if labeled.region is not None or trusted_a is not None:
+            everywhere = torch.ones_like(labeled.image)
+            region_a, region_b = (labeled.region if labeled.region is not None else everywhere).chunk(2)
+            unlabeled_region_a, unlabeled_region_b = (
+                unlabeled.region if unlabeled.region is not None else everywhere[: len(unlabeled.image)]).chunk(2)
+            # pseudo labels, like every prediction of SS(.), lie inside the liver
             pseudo_a, pseudo_b = pseudo_a * unlabeled_region_a.long(), pseudo_b * unlabeled_region_b.long()
+            if trusted_a is not None:
+                unlabeled_region_a, unlabeled_region_b = unlabeled_region_a * trusted_a, unlabeled_region_b * trusted_b
             region_1 = paste(unlabeled_region_a, region_a, mask)  # mixed as mixed_1 and mixed_2 below are
             region_2 = paste(region_b, unlabeled_region_b, mask)
         # Direction 1: unlabeled outside the box, labeled inside; direction 2 the other way round.
@@ -90,6 +96,17 @@ class BidirectionalCopyPaste(Method):
         loss_2 = self.mixed_loss(self.student(mixed_2), target_2, mask, 1.0, weight, region_2)
         loss = loss_1 + loss_2
         return loss, {"self_training": loss.item()}
+
+    @torch.no_grad()
+    def pseudo_label(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The teacher's labels of `images` ((B, 1, H, W) long) and, with `bcp_confidence`, the pixels where
+        it is that sure of them (float 0/1; None: every pixel counts)."""
+        logits = self.teacher(images)
+        label = logits.argmax(dim=1, keepdim=True)
+        if self.settings.bcp_confidence is None:
+            return label, None
+        confidence = torch.softmax(logits.float(), dim=1).amax(dim=1, keepdim=True)
+        return label, (confidence >= self.settings.bcp_confidence).float()
 
     def after_step(self, step: int) -> None:
         if self.teacher is not None:
