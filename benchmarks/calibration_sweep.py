@@ -7,9 +7,9 @@ final label's confidence, weighted by --weights) on the unlabeled and the val vo
 calibrates the threshold on the val slices at each confidence and precision, and reports how many unlabeled
 slices it accepts and how many of those are right (slice Dice >= 0.5 with the hidden truth).
 
-    .venv/bin/python benchmarks/calibration_sweep.py results/ssl/bcp-a06aa7b069 \\
+    .venv/bin/python benchmarks/calibration_sweep.py results/ssl/bcp-590b5e4de8 \\
         --sam box-a579728ebb --adapt 7010544099 --seeds 0 1 2 --confidence 0.5 0.7 0.8 0.9 0.95 --weights 1 0 0
-    .venv/bin/python benchmarks/calibration_sweep.py results/ssl/bcp-a06aa7b069 \\
+    .venv/bin/python benchmarks/calibration_sweep.py results/ssl/bcp-590b5e4de8 \\
         --sam box-a579728ebb --adapt 7010544099 --seeds 0 1 2 --confidence 0.9 --precision 0.5 0.6 0.7
 """
 
