@@ -43,12 +43,11 @@ class BidirectionalCopyPaste(Method):
         self.teacher: torch.nn.Module | None = None
         self.generator = torch.Generator().manual_seed(int(torch.initial_seed() % 2**31))
 
-    def mixed_loss(self, logits, target, from_first, weight_first, weight_second, region=None):
-        """Loss of a mixed slice whose pixels come from the first source where `from_first` is 1 (and count
-        only inside `region` when it is given)."""
-        first, second = from_first.expand_as(target).float(), (1 - from_first).expand_as(target).float()
-        if region is not None:
-            first, second = first * region, second * region
+    def mixed_loss(self, logits, target, from_first, weight_first, weight_second, region):
+        """Loss of a mixed slice whose pixels come from the first source where `from_first` is 1, counted
+        only inside `region`."""
+        first = from_first.expand_as(target).float() * region
+        second = (1 - from_first).expand_as(target).float() * region
         return weight_first * self.region_loss(logits, target, first) + weight_second * self.region_loss(
             logits, target, second
         )
@@ -74,18 +73,18 @@ class BidirectionalCopyPaste(Method):
         unlabeled_a, unlabeled_b = unlabeled.image.chunk(2)
         pseudo_a, trusted_a = self.pseudo_label(unlabeled_a)
         pseudo_b, trusted_b = self.pseudo_label(unlabeled_b)
-        region_1 = region_2 = None
-        if labeled.region is not None or trusted_a is not None:
-            everywhere = torch.ones_like(labeled.image)
-            region_a, region_b = (labeled.region if labeled.region is not None else everywhere).chunk(2)
-            unlabeled_region_a, unlabeled_region_b = (
-                unlabeled.region if unlabeled.region is not None else everywhere[: len(unlabeled.image)]).chunk(2)
-            # pseudo labels, like every prediction of SS(.), lie inside the liver
-            pseudo_a, pseudo_b = pseudo_a * unlabeled_region_a.long(), pseudo_b * unlabeled_region_b.long()
-            if trusted_a is not None:
-                unlabeled_region_a, unlabeled_region_b = unlabeled_region_a * trusted_a, unlabeled_region_b * trusted_b
-            region_1 = paste(unlabeled_region_a, region_a, mask)  # mixed as mixed_1 and mixed_2 below are
-            region_2 = paste(region_b, unlabeled_region_b, mask)
+        # Regions of counted pixels, mixed as the images are: the liver (ones without `loss_in_liver`), and on
+        # the pseudo-labeled side only where the teacher is sure (with `bcp_confidence`).
+        everywhere = torch.ones_like(labeled.image)
+        region_a, region_b = (labeled.region if labeled.region is not None else everywhere).chunk(2)
+        unlabeled_region = unlabeled.region if unlabeled.region is not None else everywhere[: len(unlabeled.image)]
+        unlabeled_region_a, unlabeled_region_b = unlabeled_region.chunk(2)
+        # pseudo labels, like every prediction of SS(.), lie inside the liver
+        pseudo_a, pseudo_b = pseudo_a * unlabeled_region_a.long(), pseudo_b * unlabeled_region_b.long()
+        if trusted_a is not None:
+            unlabeled_region_a, unlabeled_region_b = unlabeled_region_a * trusted_a, unlabeled_region_b * trusted_b
+        region_1 = paste(unlabeled_region_a, region_a, mask)
+        region_2 = paste(region_b, unlabeled_region_b, mask)
         # Direction 1: unlabeled outside the box, labeled inside; direction 2 the other way round.
         mixed_1 = paste(unlabeled_a, image_a, mask)
         target_1 = paste(pseudo_a, label_a, mask).long()
