@@ -338,6 +338,25 @@ def test_a_rounds_labeled_list_moves_accepted_slices_from_unlabeled_to_labeled(t
         load_round_slices(listed, images[:2], unlabeled_cases=[2, 3])
 
 
+def test_each_accepted_slice_takes_its_label_from_the_file_its_row_names(tmp_path):
+    """From round 2 on one case has slices accepted in different rounds, whose PL3 files both hold the whole
+    case: a slice's label must come from its own round's file, not from whichever file was read last."""
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "case-2.npz", image=rng.random((4, 8, 8), dtype=np.float32))
+    round_0, round_1 = np.zeros((4, 8, 8), dtype=np.uint8), np.zeros((4, 8, 8), dtype=np.uint8)
+    round_0[1, :2, :2] = 1  # accepted in round 0: 4 pixels
+    round_1[3, :3, :3] = 1  # accepted in round 1: 9 pixels (its round-0 label of slice 3 is empty)
+    # file names that sort against the rounds (as results/loop/... sorts before results/ssl/...)
+    np.savez(tmp_path / "b_round0.npz", mask_2=round_0)
+    np.savez(tmp_path / "a_round1.npz", mask_2=round_1)
+    listed = pd.DataFrame({"case": [2, 2], "position": [1, 3], "source": ["pseudo", "pseudo"], "round_accepted": [0, 1],
+                           "score": [0.9, 0.9], "label_file": [str(tmp_path / "b_round0.npz"), str(tmp_path / "a_round1.npz")]})
+    labeled, unlabeled = load_round_slices(listed, [tmp_path / "case-2.npz"], unlabeled_cases=[2])
+    sums = {int(position): int(mask.sum()) for position, mask in zip(labeled.position, labeled.tumor)}
+    assert sums == {1: 4, 3: 9}
+    assert sorted(unlabeled.position.tolist()) == [0, 2]
+
+
 def test_predictions_stay_inside_the_liver_region():
     model = build_network((4, 4, 8, 8, 16, 4))
     images = np.random.default_rng(0).random((3, 32, 32), dtype=np.float32)

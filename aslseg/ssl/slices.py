@@ -108,19 +108,24 @@ def load_round_slices(
         cases = [int(c) for c in truth_files.index]
         parts.append(load_slices([images[c] for c in cases], [truth_files[c] for c in cases]))
     pseudo = labeled_list[labeled_list["source"] == PSEUDO]
-    masks = read_masks(sorted(set(pseudo["label_file"])))
+    # Read per file, not merged by case: from round 2 on, one case's slices are listed with the PL3 files of
+    # different rounds, and each slice takes its label from the file its row names.
+    masks = {path: read_masks([path]) for path in sorted(set(pseudo["label_file"]))}
     unlabeled_parts = []
     for case in sorted(set(unlabeled_cases) | set(pseudo["case"].astype(int))):
         slices = load_slices([images[case]])
-        listed = pseudo.loc[pseudo["case"] == case, "position"].to_numpy(dtype=np.int64)
-        if len(listed):
-            if case not in masks:
-                raise ValueError(f"case {case}: no pseudo label in {sorted(set(pseudo['label_file']))}")
-            if masks[case].shape != slices.image.shape:
-                raise ValueError(f"case {case}: pseudo label shape {masks[case].shape} != image {slices.image.shape}")
-            if listed.max() >= len(slices):
-                raise ValueError(f"case {case}: the labeled list names slice {listed.max()} of {len(slices)}")
-            parts.append(_take(slices, listed, masks[case][listed].astype(np.uint8)))
+        rows = pseudo[pseudo["case"] == case]
+        for path, from_file in rows.groupby("label_file", sort=True):
+            positions = from_file["position"].to_numpy(dtype=np.int64)
+            if case not in masks[path]:
+                raise ValueError(f"case {case}: no pseudo label in {path}")
+            if masks[path][case].shape != slices.image.shape:
+                raise ValueError(f"case {case}: pseudo label shape {masks[path][case].shape} in {path} != image "
+                                 f"{slices.image.shape}")
+            if positions.max() >= len(slices):
+                raise ValueError(f"case {case}: the labeled list names slice {positions.max()} of {len(slices)}")
+            parts.append(_take(slices, positions, masks[path][case][positions].astype(np.uint8)))
+        listed = rows["position"].to_numpy(dtype=np.int64)
         rest = np.setdiff1d(np.arange(len(slices)), listed)
         if case in unlabeled_cases and len(rest):
             unlabeled_parts.append(_take(slices, rest))
