@@ -12,7 +12,9 @@ model's test metrics:
 If ``accepted_right`` beats ``as_run``, wrong acceptances cost the loop; if even ``all_right`` barely beats the
 round's own model, the pseudo labels are too few or too poor for any selection to help. Training settings
 and seed are the round's own (its checkpoint and folder name), so ``as_run`` reproduces the workflow's next
-round exactly on a CPU.
+round exactly on a CPU. With --train-seeds N each variant is also trained with training seeds S + 1000, ...,
+S + 1000 (N - 1) on the same list (as benchmarks/ssl_variants.py does for Stage I), so that a difference can be
+told from one training's own variance, which is large for the false-positive counts.
 
     .venv/bin/python benchmarks/round_variants.py \\
         results/ssl/<run>/seed-0/sam-<M>/adapt-<A>/select-<Z> --split results/data/splits/labeled-0.1/seed-0.json
@@ -91,6 +93,8 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=None, help="results folder (default: above select_dir)")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--train-seeds", type=int, default=1, metavar="N",
+                        help="trainings per variant: the run's seed S and S + 1000, ..., S + 1000 (N - 1)")
     parser.add_argument("--truth-share", type=float, default=None,
                         help="loop.truth_share of the retrained round (default: one pool, as before it existed)")
     args = parser.parse_args()
@@ -115,23 +119,25 @@ def main() -> None:
     print(f"seed {seed}, round {round_index} -> {round_index + 1}, {ssl['method']}, {ssl['iterations']} iterations; "
           f"round {round_index}'s own model: test Dice {own['dice_mean']:.3f}, best val Dice {checkpoint['best_val_dice']:.3f}")
     lists, right_slices = variant_lists(select_dir, prepared / "labels", round_index)
-    print("| variant | pseudo slices | right | best val Dice | test Dice | lesion precision | FP mL tumor-free |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| variant | training seed | pseudo slices | right | best val Dice | test Dice | lesion precision | FP lesions "
+          "| FP mL tumor-free |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for name in args.variants:
         labeled_list = lists[name]
         labeled, unlabeled = load_round_slices(labeled_list, images, split["unlabeled"])
-        result = train(ssl["method"], labeled, unlabeled, val, TrainSettings.from_config(ssl), seed=seed, progress=False,
-                       truth_share=args.truth_share)
-        model = build_network(ssl["features"], bf16=result.precision.bf16)
-        model.load_state_dict(result.state_dict)
-        summary = summarize(pd.DataFrame(score_volumes(model, test, ssl["threshold"])))
         pseudo = labeled_list[labeled_list["source"] == PSEUDO]
         pseudo = pseudo[pseudo["round_accepted"] == round_index]
         right = sum((c, p) in right_slices for c, p in zip(pseudo["case"], pseudo["position"]))
-        cells = [name, len(pseudo), right, f"{result.best_val_dice:.3f}", f"{summary['dice_mean']:.3f}",
-                 "-" if summary["lesion_precision"] is None else f"{summary['lesion_precision']:.3f}",
-                 f"{summary['fp_volume_ml_tumor_free']:.1f}"]
-        print("| " + " | ".join(map(str, cells)) + " |", flush=True)
+        for train_seed in (seed + 1000 * k for k in range(args.train_seeds)):
+            result = train(ssl["method"], labeled, unlabeled, val, TrainSettings.from_config(ssl), seed=train_seed,
+                           progress=False, truth_share=args.truth_share)
+            model = build_network(ssl["features"], bf16=result.precision.bf16)
+            model.load_state_dict(result.state_dict)
+            summary = summarize(pd.DataFrame(score_volumes(model, test, ssl["threshold"])))
+            cells = [name, train_seed, len(pseudo), right, f"{result.best_val_dice:.3f}", f"{summary['dice_mean']:.3f}",
+                     "-" if summary["lesion_precision"] is None else f"{summary['lesion_precision']:.3f}",
+                     summary["pred_lesions"] - summary["true_pred_lesions"], f"{summary['fp_volume_ml_tumor_free']:.1f}"]
+            print("| " + " | ".join(map(str, cells)) + " |", flush=True)
 
 
 if __name__ == "__main__":

@@ -67,8 +67,9 @@ def main() -> None:
     files = PreparedFiles(sorted(map(str, (prepared / "images").glob("case-*.npz"))),
                           sorted(map(str, (prepared / "labels").glob("case-*.npz"))))
     splits = results / "data" / "splits" / f"labeled-{config['data']['split']['labeled']}"
-    print("| method | seed | training seed | variant | train s | best iteration | best val Dice | test Dice | lesion prec. |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| method | seed | training seed | variant | train s | best iteration | best val Dice | test Dice | lesion prec. "
+          "| FP lesions | FP mL tumor-free |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     rows = []
     for seed in args.seeds:
         split = json.loads((splits / f"seed-{seed}.json").read_text())
@@ -86,25 +87,32 @@ def main() -> None:
                     model.load_state_dict(result.state_dict)
                     metrics = summarize(score_volumes(model, test, ssl["threshold"]))
                     rows.append({"method": method, "seed": seed, "train_seed": train_seed, "variant": name,
-                                 "dice": metrics["dice_mean"]})
+                                 "dice": metrics["dice_mean"],
+                                 "fp_lesions": metrics["pred_lesions"] - metrics["true_pred_lesions"],
+                                 "fp_ml": metrics["fp_volume_ml_tumor_free"]})
                     print(f"| {method} | {seed} | {train_seed} | {name} | {result.seconds:.0f} | "
                           f"{result.best_iteration} | {result.best_val_dice:.3f} | {metrics['dice_mean']:.3f} | "
-                          f"{metrics['lesion_precision'] or 0:.2f} |", flush=True)
+                          f"{metrics['lesion_precision'] or 0:.2f} | {rows[-1]['fp_lesions']} | {rows[-1]['fp_ml']:.1f} |",
+                          flush=True)
     print_spread(pd.DataFrame(rows), [name for name, _ in variants])
 
 
 def print_spread(rows: pd.DataFrame, variants: list[str]) -> None:
     """Per method and variant: test Dice over all trainings, the mean sd within a split (one training's own
-    variance), and the paired difference (same split and training seed) to the first variant."""
-    print("\n| method | variant | trainings | test Dice, mean ± sd | sd within a split | paired − first variant |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    variance), the paired difference (same split and training seed) to the first variant, and the mean
+    false-positive counts (lesions on every test volume, mL on the tumor-free ones)."""
+    print("\n| method | variant | trainings | test Dice, mean ± sd | sd within a split | paired − first variant "
+          "| FP lesions | FP mL tumor-free |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for method, table in rows.groupby("method", sort=False):
         wide = table.pivot_table(index=["seed", "train_seed"], columns="variant", values="dice")
         for name in variants:
             within = table[table["variant"] == name].groupby("seed")["dice"].std(ddof=1).mean()
             paired = wide[name] - wide[variants[0]]
             print(f"| {method} | {name} | {len(wide)} | {wide[name].mean():.3f} ± {wide[name].std(ddof=1):.3f} | "
-                  f"{within:.3f} | {paired.mean():+.3f} ± {paired.std(ddof=1):.3f} |")
+                  f"{within:.3f} | {paired.mean():+.3f} ± {paired.std(ddof=1):.3f} | "
+                  f"{table.loc[table['variant'] == name, 'fp_lesions'].mean():.0f} | "
+                  f"{table.loc[table['variant'] == name, 'fp_ml'].mean():.1f} |")
 
 
 if __name__ == "__main__":
