@@ -107,12 +107,12 @@ def print_spread(rows: pd.DataFrame, variants: list[str]) -> None:
     for method, table in rows.groupby("method", sort=False):
         wide = table.pivot_table(index=["seed", "train_seed"], columns="variant", values="dice")
         for name in variants:
-            within = table[table["variant"] == name].groupby("seed")["dice"].std(ddof=1).mean()
+            trainings = table[table["variant"] == name]
+            within = trainings.groupby("seed")["dice"].std(ddof=1).mean()
             paired = wide[name] - wide[variants[0]]
             print(f"| {method} | {name} | {len(wide)} | {wide[name].mean():.3f} ± {wide[name].std(ddof=1):.3f} | "
                   f"{within:.3f} | {paired.mean():+.3f} ± {paired.std(ddof=1):.3f} | "
-                  f"{table.loc[table['variant'] == name, 'fp_lesions'].mean():.0f} | "
-                  f"{table.loc[table['variant'] == name, 'fp_ml'].mean():.1f} |")
+                  f"{trainings['fp_lesions'].mean():.0f} | {trainings['fp_ml'].mean():.1f} |")
 
 
 if __name__ == "__main__":
