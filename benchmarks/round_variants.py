@@ -7,7 +7,10 @@ model's test metrics:
 - ``accepted_right``: the same, keeping only accepted slices whose final label is right (slice Dice with the
   hidden ground truth >= aslseg.metrics.CORRECT_SLICE_DICE): this selection without its mistakes;
 - ``all_right``: this round's list plus every eligible slice (PL1 or the final label non-empty) whose final
-  label is right: the best any selection could do with these pseudo labels.
+  label is right: the best any selection could do with these pseudo labels;
+- ``with_negatives``: ``as_run`` plus every unlabeled slice with liver where PL1 and the final label are both
+  empty, as a tumor-free pseudo label (chosen without the truth): the accepted slices all carry tumor, so
+  without them the pseudo part of every batch is tumor slices only.
 
 If ``accepted_right`` beats ``as_run``, wrong acceptances cost the loop; if even ``all_right`` barely beats the
 round's own model, the pseudo labels are too few or too poor for any selection to help. Training settings
@@ -43,7 +46,7 @@ from aslseg.ssl.slices import load_round_slices
 from aslseg.ssl.train import train
 from selection_features import eligible_slices, slice_features
 
-VARIANTS = ("as_run", "accepted_right", "all_right")
+VARIANTS = ("as_run", "accepted_right", "all_right", "with_negatives")
 
 
 def final_label_files(select_dir: Path) -> dict[int, str]:
@@ -77,11 +80,17 @@ def variant_lists(select_dir: Path, labels_dir: Path, round_index: int) -> tuple
     accepted = built[new]
     right = slices["right"]
     accepted_right = accepted[[bool(right[(c, p)]) for c, p in zip(accepted["case"], accepted["position"])]]
-    eligible = eligible_slices(slices.reset_index())
+    table = slices.reset_index()
+    eligible = eligible_slices(table)
+    empty = table[(table.pl1_pixels == 0) & (table.final_pixels == 0)]
+    images = labels_dir.parent / "images"
+    livers = {case: np.load(images / f"case-{case}.npz")["liver"].any(axis=(1, 2)) for case in empty.case.unique()}
+    negatives = empty[[bool(livers[c][p]) for c, p in zip(empty.case, empty.position)]]
     lists = {
         "as_run": with_slices(accepted),
         "accepted_right": with_slices(accepted_right),
         "all_right": with_slices(eligible[eligible["right"]]),
+        "with_negatives": with_slices(pd.concat([accepted, negatives[["case", "position", "score"]]], ignore_index=True)),
     }
     return lists, set(right[right].index)
 
