@@ -82,7 +82,7 @@ def variant_lists(select_dir: Path, labels_dir: Path, round_index: int) -> tuple
     accepted_right = accepted[[bool(right[(c, p)]) for c, p in zip(accepted["case"], accepted["position"])]]
     table = slices.reset_index()
     eligible = eligible_slices(table)
-    empty = table[(table.pl1_pixels == 0) & (table.final_pixels == 0)]
+    empty = table.drop(eligible.index)  # PL1 and the final label both empty: no selection could accept them
     images = labels_dir.parent / "images"
     livers = {case: np.load(images / f"case-{case}.npz")["liver"].any(axis=(1, 2)) for case in empty.case.unique()}
     negatives = empty[[bool(livers[c][p]) for c, p in zip(empty.case, empty.position)]]
