@@ -1,6 +1,6 @@
 """(Evaluation only: reads hidden tumor labels.) What limits the loop: the selection, or the pseudo labels?
 
-From one round's selection folder, retrain the next round's SS(.) on three labeled lists and report each
+From one round's selection folder, retrain the next round's SS(.) on several labeled lists and report each
 model's test metrics:
 
 - ``as_run``: the list the workflow built (this round's list plus every slice the selection accepted);
@@ -10,7 +10,9 @@ model's test metrics:
   label is right: the best any selection could do with these pseudo labels;
 - ``with_negatives``: ``as_run`` plus every unlabeled slice with liver where PL1 and the final label are both
   empty, as a tumor-free pseudo label (chosen without the truth): the accepted slices all carry tumor, so
-  without them the pseudo part of every batch is tumor slices only.
+  without them the pseudo part of every batch is tumor slices only;
+- ``with_rejected``: ``with_negatives`` plus the liver slices where PL1 fires and SAM and AN reject all of it
+  (the final label is empty): the negatives that sit where Stage I's own false positives are.
 
 If ``accepted_right`` beats ``as_run``, wrong acceptances cost the loop; if even ``all_right`` barely beats the
 round's own model, the pseudo labels are too few or too poor for any selection to help. Training settings
@@ -46,7 +48,7 @@ from aslseg.ssl.slices import load_round_slices
 from aslseg.ssl.train import train
 from selection_features import eligible_slices, slice_features
 
-VARIANTS = ("as_run", "accepted_right", "all_right", "with_negatives")
+VARIANTS = ("as_run", "accepted_right", "all_right", "with_negatives", "with_rejected")
 
 
 def final_label_files(select_dir: Path) -> dict[int, str]:
@@ -60,7 +62,7 @@ def final_label_files(select_dir: Path) -> dict[int, str]:
 
 
 def variant_lists(select_dir: Path, labels_dir: Path, round_index: int) -> tuple[dict[str, pd.DataFrame], set]:
-    """The three labeled lists, and the (case, position) of every slice whose final label is right."""
+    """The variants' labeled lists, and the (case, position) of every slice whose final label is right."""
     built = pd.read_csv(select_dir / "labeled_next_round.csv")
     new = (built["source"] == PSEUDO) & (built["round_accepted"] == round_index)
     before = built[~new]
@@ -82,15 +84,17 @@ def variant_lists(select_dir: Path, labels_dir: Path, round_index: int) -> tuple
     accepted_right = accepted[[bool(right[(c, p)]) for c, p in zip(accepted["case"], accepted["position"])]]
     table = slices.reset_index()
     eligible = eligible_slices(table)
-    empty = table.drop(eligible.index)  # PL1 and the final label both empty: no selection could accept them
     images = labels_dir.parent / "images"
-    livers = {case: np.load(images / f"case-{case}.npz")["liver"].any(axis=(1, 2)) for case in empty.case.unique()}
-    negatives = empty[[bool(livers[c][p]) for c, p in zip(empty.case, empty.position)]]
+    livers = {case: np.load(images / f"case-{case}.npz")["liver"].any(axis=(1, 2)) for case in table.case.unique()}
+    in_liver = table[[bool(livers[c][p]) for c, p in zip(table.case, table.position)]]
+    negatives = in_liver.drop(eligible.index, errors="ignore")  # PL1 and the final label both empty
+    rejected = in_liver[in_liver.final_pixels == 0]  # the final label empty, PL1 empty or not
     lists = {
         "as_run": with_slices(accepted),
         "accepted_right": with_slices(accepted_right),
         "all_right": with_slices(eligible[eligible["right"]]),
         "with_negatives": with_slices(pd.concat([accepted, negatives[["case", "position", "score"]]], ignore_index=True)),
+        "with_rejected": with_slices(pd.concat([accepted, rejected[["case", "position", "score"]]], ignore_index=True)),
     }
     return lists, set(right[right].index)
 
