@@ -81,7 +81,9 @@ def variant_lists(select_dir: Path, labels_dir: Path, round_index: int) -> tuple
 
     accepted = built[new]
     right = slices["right"]
-    accepted_right = accepted[[bool(right[(c, p)]) for c, p in zip(accepted["case"], accepted["position"])]]
+    # a boolean array, not a list: an empty list would select columns when the round accepted nothing
+    accepted_right = accepted[np.array([bool(right[(c, p)]) for c, p in zip(accepted["case"], accepted["position"])],
+                                       dtype=bool)]
     table = slices.reset_index()
     eligible = eligible_slices(table)
     images = labels_dir.parent / "images"
