@@ -125,8 +125,7 @@ def main() -> None:
     ssl = checkpoint["ssl"]
     split = json.loads(args.split.read_text())
     prepared = results / "data" / "prepared"
-    files = PreparedFiles(sorted(map(str, (prepared / "images").glob("case-*.npz"))),
-                          sorted(map(str, (prepared / "labels").glob("case-*.npz"))))
+    files = PreparedFiles.in_results(results)
     val = [files.volume(c) for c in split["val"]]
     test = [files.volume(c) for c in split["test"]]
     images = [files.image(c) for c in split["labeled"] + split["unlabeled"]]
