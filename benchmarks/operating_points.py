@@ -32,7 +32,7 @@ THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 def operating_points(model: torch.nn.Module, val: list, test: list, thresholds) -> list[dict]:
     """One row per threshold: val and test Dice, lesion sensitivity, false lesions, false volume (tumor-free)."""
-    rows = {t: {"threshold": t, "val_dice": [], "test_dice": [], "gt_lesions": 0, "detected": 0, "false_lesions": 0,
+    rows = {t: {"val_dice": [], "test_dice": [], "gt_lesions": 0, "detected": 0, "false_lesions": 0,
                 "fp_ml_tumor_free": 0.0} for t in thresholds}
     for part, volumes in (("val", val), ("test", test)):
         for volume in volumes:
