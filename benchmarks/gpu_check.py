@@ -269,7 +269,6 @@ def section_ssl(ctx, method: str) -> dict:
         "last_loss": result.history[-1]["loss"],
         "weights_on_cpu": True,
     }
-    return out
 
 
 def section_ssl_cpu_ratio(ctx) -> dict:
