@@ -8,8 +8,6 @@ from pathlib import Path
 
 import numpy as np
 
-from aslseg.artifacts import PREPARED_IMAGE, PREPARED_LABEL
-
 CASE_FILE = re.compile(r"case-(\d+)\.npz$")
 
 
@@ -38,14 +36,6 @@ class PreparedFiles:
     def __init__(self, image_paths: list[str], label_paths: list[str] = ()):
         self.images = {case_id_of(p): Path(p) for p in image_paths}
         self.labels = {case_id_of(p): Path(p) for p in label_paths}
-
-    @classmethod
-    def in_results(cls, results_dir: str | Path) -> PreparedFiles:
-        """Every prepared case under a results folder, labels included: for evaluation-only scripts, which
-        read the whole folder rather than the inputs Snakemake gave a job."""
-        def every(template: str) -> list[str]:
-            return sorted(map(str, Path(results_dir).glob(template.format(case="*"))))
-        return cls(every(PREPARED_IMAGE), every(PREPARED_LABEL))
 
     def image(self, case_id: int) -> Path:
         return self.images[case_id]

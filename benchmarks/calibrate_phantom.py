@@ -47,7 +47,9 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="JSON file for the numbers (default: stdout only)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    files = PreparedFiles.in_results(args.results)
+    prepared = Path(args.results) / "data" / "prepared"
+    files = PreparedFiles(sorted(map(str, (prepared / "images").glob("case-*.npz"))),
+                          sorted(map(str, (prepared / "labels").glob("case-*.npz"))))
     settings, _ = dataclasses.replace(
         TrainSettings.from_config(default_config()["ssl"]),
         iterations=args.iterations, batch_size=args.batch, lr=args.lr, foreground_fraction=args.foreground,

@@ -66,7 +66,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    files = PreparedFiles.in_results(args.results)
+    prepared = args.results / "data" / "prepared"
+    files = PreparedFiles(sorted(map(str, (prepared / "images").glob("case-*.npz"))),
+                          sorted(map(str, (prepared / "labels").glob("case-*.npz"))))
     print("| model | threshold | val Dice | test Dice | lesion sensitivity | false lesions | FP mL tumor-free |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for path in args.models:

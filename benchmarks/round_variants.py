@@ -125,7 +125,8 @@ def main() -> None:
     ssl = checkpoint["ssl"]
     split = json.loads(args.split.read_text())
     prepared = results / "data" / "prepared"
-    files = PreparedFiles.in_results(results)
+    files = PreparedFiles(sorted(map(str, (prepared / "images").glob("case-*.npz"))),
+                          sorted(map(str, (prepared / "labels").glob("case-*.npz"))))
     val = [files.volume(c) for c in split["val"]]
     test = [files.volume(c) for c in split["test"]]
     images = [files.image(c) for c in split["labeled"] + split["unlabeled"]]

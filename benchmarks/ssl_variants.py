@@ -63,7 +63,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     config = default_config()
     results = Path(args.results)
-    files = PreparedFiles.in_results(results)
+    prepared = results / "data" / "prepared"
+    files = PreparedFiles(sorted(map(str, (prepared / "images").glob("case-*.npz"))),
+                          sorted(map(str, (prepared / "labels").glob("case-*.npz"))))
     splits = results / "data" / "splits" / f"labeled-{config['data']['split']['labeled']}"
     print("| method | seed | training seed | variant | train s | best iteration | best val Dice | test Dice | lesion prec. "
           "| FP lesions | FP mL tumor-free |")

@@ -1,11 +1,9 @@
 import numpy as np
 import pytest
 
-from aslseg.artifacts import PREPARED_IMAGE, PREPARED_LABEL
 from aslseg.data.lits import discover_cases, load_case
 from aslseg.data.prepare import area_resize_matrix, crop_stack, liver_slice_range, prepare_case, resize_labels, resize_stack, window
 from aslseg.io import write_nifti
-from aslseg.prepared import PreparedFiles
 from tests.conftest import tiny_case
 
 
@@ -101,17 +99,3 @@ def test_crop_overhanging_the_image_is_padded_with_air():
     stack = np.arange(16, dtype=np.float32).reshape(1, 4, 4)
     out = crop_stack(stack, np.array([-1, 2, 3, 3]), fill=-1024.0)
     np.testing.assert_array_equal(out[0], [[-1024, -1024, -1024], [2, 3, -1024], [6, 7, -1024]])
-
-
-def test_prepared_files_in_results_finds_every_case_where_the_workflow_writes_it(tmp_path):
-    for case in (3, 12):
-        image, label = tmp_path / PREPARED_IMAGE.format(case=case), tmp_path / PREPARED_LABEL.format(case=case)
-        image.parent.mkdir(parents=True, exist_ok=True)
-        label.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(image, image=np.full((2, 4, 4), case, np.float32), spacing=np.array([5.0, 1.0, 1.0]),
-                 liver=np.ones((2, 4, 4), np.uint8))
-        np.savez(label, tumor=np.zeros((2, 4, 4), np.uint8))
-    files = PreparedFiles.in_results(tmp_path)
-    assert sorted(files.images) == sorted(files.labels) == [3, 12]
-    volume = files.volume(12)
-    assert volume.image[0, 0, 0] == 12 and volume.spacing == (5.0, 1.0, 1.0)
