@@ -230,14 +230,16 @@ class SamRun:
 
     decoder: Decoder  # its embeddings, and the decoder when fine_tuned
     fine_tuned: bool  # sam.finetune.enabled: false = SAM zero-shot
-    prompt_settings: dict  # what sam_prompts receives: the prompt type and how a component becomes one
+    prompt_settings: dict  # what sam_prompts receives: the prompt type, how a component becomes one, which get none
     predict_settings: dict  # what sam_predict receives: the embeddings' settings and SAM's mask threshold
 
     @classmethod
     def of(cls, sam: dict) -> "SamRun":
         decoder = Decoder.of(sam)
+        # Left out at null (every component prompted), so that runs from before the key keep their names.
+        rim = {} if sam["max_rim_share"] is None else {"max_rim_share": sam["max_rim_share"]}
         return cls(decoder, sam["finetune"]["enabled"],
-                   {"prompt": sam["prompt"], **{key: sam[key] for key in PROMPT_KEYS}},
+                   {"prompt": sam["prompt"], **{key: sam[key] for key in PROMPT_KEYS}, **rim},
                    {**decoder.embeddings.settings, "threshold": sam["threshold"]})
 
     @property

@@ -56,11 +56,13 @@ rule sam_finetune:
 
 
 rule sam_prompts:
-    """One prompt per connected component of Pseudo Label 1 in one shard: an inspectable JSON (per slice, per
-    component: area, box, points)."""
+    """One prompt per connected component of Pseudo Label 1 in one shard, except those too small or lying
+    mostly in the liver's rim (the images hold the liver masks): an inspectable JSON (per slice, per component:
+    area, box, points)."""
     input:
         unpack(INPUTS.previous_round("sam_prompts")),
         pl1=result(artifacts.PSEUDO_LABEL_1),
+        images=INPUTS.shard_images,
         code=script_code("sam_prompts.py"),
     output:
         result(artifacts.PROMPTS),

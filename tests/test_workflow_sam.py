@@ -16,6 +16,8 @@ import pytest
 import torch
 
 from aslseg.pseudo_labels import read_masks
+from aslseg.sam.liver_rim import off_rim
+from aslseg.sam.prompts import components as mask_components
 from tests.test_workflow import TINY_SSL, planned_jobs, snakemake, with_changes
 
 pytestmark = pytest.mark.workflow
@@ -113,10 +115,18 @@ def test_pseudo_label_2_follows_the_prompts_of_pseudo_label_1(stage2_run):
             masks = sorted(key for key in pl2.files if key.startswith("mask_"))
             assert masks == sorted(key for key in pl1.files if key.startswith("mask_"))
             prompted = {(entry["case"], entry["position"]) for entry in prompts["slices"]}
+            areas = {(entry["case"], entry["position"]): sorted(p["area"] for p in entry["prompts"])
+                     for entry in prompts["slices"]}
             for key in masks:
                 case = int(key.split("_")[1])
                 assert pl2[key].shape == pl1[key].shape
+                with np.load(results / f"data/prepared/images/case-{case}.npz") as image:
+                    liver, pixel_mm = image["liver"], float(image["spacing"][1])
                 for position in range(len(pl2[key])):
+                    # a prompt for every PL1 component big enough and not lying mostly in the liver's rim
+                    kept = off_rim(pl1[key][position], liver[position], pixel_mm, 0.5)
+                    expected = [int(c.sum()) for c in mask_components(kept, min_pixels=4)]
+                    assert areas.get((case, position), []) == sorted(expected)
                     if (case, position) not in prompted:  # no PL1 component: no prompt, empty PL2
                         assert not pl2[key][position].any()
     report = json.loads(next(results.glob("sam/finetune/*/labeled-0.2/seed-0/val_prompt_dice.json")).read_text())

@@ -19,17 +19,18 @@ from aslseg.workflow import job_logging
 
 
 def slices_of(files: PreparedFiles, cases: list[int]):
-    """(case, position, tumor, liver, image) of every slice of `cases`."""
-    case, position, tumor, liver, image_slices = [], [], [], [], []
+    """(case, position, tumor, liver, image, in-plane pixel size in mm) of every slice of `cases`."""
+    case, position, tumor, liver, image_slices, pixel_mm = [], [], [], [], [], []
     for case_id in cases:
         with np.load(files.image(case_id)) as image, np.load(files.label(case_id)) as label:
             tumor.append(label["tumor"])
             liver.append(image["liver"].astype(bool))
             image_slices.append(image["image"].astype(np.float32))
+            pixel_mm.append(np.full(len(tumor[-1]), float(image["spacing"][1])))
         case.append(np.full(len(tumor[-1]), case_id))
         position.append(np.arange(len(tumor[-1])))
     return (np.concatenate(case), np.concatenate(position), np.concatenate(tumor), np.concatenate(liver),
-            np.concatenate(image_slices))
+            np.concatenate(image_slices), np.concatenate(pixel_mm))
 
 
 with job_logging(snakemake) as log:
@@ -45,11 +46,11 @@ with job_logging(snakemake) as log:
     arrays, summary = {}, {}
     for part, seed_offset in (("train", 0), ("val", 1)):
         cases = split["labeled"] if part == "train" else split["val"]
-        case, position, tumor, liver, images = slices_of(files, cases)
+        case, position, tumor, liver, images, pixel_mm = slices_of(files, cases)
         synthetic = synthetic_pseudo_labels(model, store, case, position, tumor, liver, corruptions, sam["prompt"],
                                             PromptShape.from_config(sam),
                                             snakemake.params.copies, int(snakemake.wildcards.seed) * 2 + seed_offset,
-                                            sam["threshold"], images)
+                                            sam["threshold"], images, sam["max_rim_share"], pixel_mm)
         for name in ("case", "position", "pl1", "pl2", "sam_probability"):
             arrays[f"{part}_{name}"] = getattr(synthetic, name)
         counts = Counter(name for applied in synthetic.applied for name in applied)

@@ -1,7 +1,8 @@
 """Synthetic Pseudo Label 2 for AN's training data: each labeled slice's ground truth is corrupted into a
 plausible PL1 (aslseg/adapt/corruptions.py), turned into prompts exactly as a real PL1 is
-(aslseg/sam/prompts.py), and decoded by the same SAM from the slice's cached embedding
-(aslseg/sam/predict.py). AN then learns to map image ⊕ this PL2 back to the ground truth."""
+(aslseg/sam/prompts.py; none in the liver's rim, aslseg/sam/liver_rim.py), and decoded by the same SAM from
+the slice's cached embedding (aslseg/sam/predict.py). AN then learns to map image ⊕ this PL2 back to the
+ground truth."""
 
 from __future__ import annotations
 
@@ -12,8 +13,17 @@ import numpy as np
 from aslseg.adapt.corruptions import CorruptionSettings, synthesize
 from aslseg.sam.embeddings import EmbeddingStore
 from aslseg.sam.model import SamModel
+from aslseg.sam.liver_rim import off_rim
 from aslseg.sam.predict import PromptedComponent, decode_prompts
 from aslseg.sam.prompts import PromptShape, slice_prompts
+
+
+def _prompted_part(mask: np.ndarray, liver: np.ndarray, pixel_mm: np.ndarray | None, source: int,
+                   max_rim_share: float | None) -> np.ndarray:
+    """The synthetic PL1 `mask` of slice `source` without the components SAM is not prompted for."""
+    if max_rim_share is None:
+        return mask
+    return off_rim(mask, liver[source], float(pixel_mm[source]), max_rim_share)
 
 
 @dataclass(frozen=True)
@@ -40,15 +50,22 @@ def synthetic_pseudo_labels(
     seed: int,
     threshold: float,
     images: np.ndarray | None = None,
+    max_rim_share: float | None = None,
+    pixel_mm: np.ndarray | None = None,
 ) -> SyntheticSet:
     """`copies` synthetic (PL1, PL2) pairs per slice; reproducible per seed and slice, whatever the batch.
-    With `images` (the slices), false blobs favour dark, lesion-like spots as SS's false positives do."""
+    With `images` (the slices), false blobs favour dark, lesion-like spots as SS's false positives do.
+    `max_rim_share` is sam.max_rim_share: components lying mostly in the liver's rim (`pixel_mm`: each slice's
+    pixel size) get no prompt."""
+    if max_rim_share is not None and pixel_mm is None:
+        raise ValueError("the liver's rim needs each slice's pixel size (pixel_mm)")
     slice_ids = case.astype(np.int64) * 100_000 + position  # stable per slice: its draws do not depend on batching
     pl1, source, applied = synthesize(tumor, liver, corruptions, copies, seed, slice_ids=slice_ids, images=images)
+    prompted = [_prompted_part(mask, liver, pixel_mm, source[target], max_rim_share) for target, mask in enumerate(pl1)]
     components = [
         PromptedComponent(target, int(case[source[target]]), int(position[source[target]]), p["component"], p["area"],
                           p["box"], p["points"], p["point_labels"])
-        for target, mask in enumerate(pl1)
+        for target, mask in enumerate(prompted)
         for p in slice_prompts(mask, prompt_type, shape)
     ]
     pl2, probability, _ = decode_prompts(model, store, components, len(pl1), tumor.shape[-1], threshold)
