@@ -142,22 +142,15 @@ def test_an_is_named_by_exactly_the_keys_its_training_reads():
 # loop were renamed on purpose when ssl.loss_in_liver changed what Stage I trains (from bcp-595531e8cc and
 # bcp-65bc89d16c); select and loop when select.precision_confidence changed which slices are accepted (from
 # 49dc21efc0 and bcp-02ff5291a8), and again when the score took in SAM's IoU and AN's confidence and the
-# calibrated precision rose to 0.6 (from 716dcd7295 and bcp-76fa1d4138); the SAM run and what follows when
-# sam.max_rim_share stopped prompting PL1 components in the liver's rim (from box-a579728ebb, c1667e1702,
-# 87033c9142, 7010544099 and bcp-3331e8686e, which sam.max_rim_share: null still gives).
-DEFAULT_NAMES = {"ssl": "bcp-590b5e4de8", "embed": "91078f3bef", "tune": "891038bcaf", "samrun": "box-933991a00c",
-                 "synth": "e2defc8739", "adapt": "019d2cb164", "adaptrun": "7cdaf5fb2a", "select": "b7356c47bd",
-                 "loop": "bcp-1cab0b6e3b"}
+# calibrated precision rose to 0.6 (from 716dcd7295 and bcp-76fa1d4138). sam.max_rim_share, off by default,
+# renames nothing.
+DEFAULT_NAMES = {"ssl": "bcp-590b5e4de8", "embed": "91078f3bef", "tune": "891038bcaf", "samrun": "box-a579728ebb",
+                 "synth": "c1667e1702", "adapt": "87033c9142", "adaptrun": "7010544099", "select": "b7356c47bd",
+                 "loop": "bcp-3331e8686e"}
 
 
 def test_the_default_configs_artifacts_keep_their_names():
     assert names(effective(ssl={"method": "bcp"})) == DEFAULT_NAMES
-
-
-def test_prompting_every_component_gives_the_names_from_before_the_rim_rule():
-    before = {**DEFAULT_NAMES, "samrun": "box-a579728ebb", "synth": "c1667e1702", "adapt": "87033c9142",
-              "adaptrun": "7010544099", "loop": "bcp-3331e8686e"}
-    assert names(effective(ssl={"method": "bcp"}, sam={"max_rim_share": None})) == before
     assert artifacts.LiverStage.of(default_config()).key == "24086e9002"
 
 

@@ -52,7 +52,8 @@ TINY_STAGE2 = {
                     "tumor_free_fraction": 0.0, "tumor_diameter_mm": [15, 30]},
     },
     "resources": {"infer": {"shards": 1}},  # fewer jobs; sharded inference is covered by the Stage I tests
-    "sam": {"shards": 2, "finetune": {"iterations": 3, "batch_size": 2}},  # sharded embedding, as on a cluster
+    # sharded embedding, as on a cluster; no prompts in the liver's rim (off by default)
+    "sam": {"shards": 2, "max_rim_share": 0.5, "finetune": {"iterations": 3, "batch_size": 2}},
     "adapt": {"iterations": 4, "batch_size": 2, "features": [4, 4, 8, 8, 16, 4], "val_every": 2},
     # Agreement alone at 0.5: with the default score this tiny run's round 1 accepts nothing, and these tests need
     # both rounds to accept slices (aslseg_calibrated scores with the default weights and SAM's IoUs).
@@ -124,7 +125,7 @@ def test_pseudo_label_2_follows_the_prompts_of_pseudo_label_1(stage2_run):
                     liver, pixel_mm = image["liver"], float(image["spacing"][1])
                 for position in range(len(pl2[key])):
                     # a prompt for every PL1 component big enough and not lying mostly in the liver's rim
-                    kept = off_rim(pl1[key][position], liver[position], pixel_mm, 0.5)
+                    kept = off_rim(pl1[key][position], liver[position], pixel_mm, TINY_STAGE2["sam"]["max_rim_share"])
                     expected = [int(c.sum()) for c in mask_components(kept, min_pixels=4)]
                     assert areas.get((case, position), []) == sorted(expected)
                     if (case, position) not in prompted:  # no PL1 component: no prompt, empty PL2
