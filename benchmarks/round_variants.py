@@ -91,6 +91,11 @@ def variant_lists(select_dir: Path, labels_dir: Path, round_index: int) -> tuple
     in_liver = table[[bool(livers[c][p]) for c, p in zip(table.case, table.position)]]
     negatives = in_liver.drop(eligible.index, errors="ignore")  # PL1 and the final label both empty
     rejected = in_liver[in_liver.final_pixels == 0]  # the final label empty, PL1 empty or not
+    # the selection may have accepted some of those already (an empty final label can score high)
+    taken = set(zip(accepted["case"], accepted["position"]))
+    negatives, rejected = (
+        frame[np.array([(c, p) not in taken for c, p in zip(frame.case, frame.position)], dtype=bool)]
+        for frame in (negatives, rejected))
     lists = {
         "as_run": with_slices(accepted),
         "accepted_right": with_slices(accepted_right),
