@@ -4,10 +4,12 @@ At the liver's edge each pixel mixes parenchyma with the fat or tissue beside it
 darker than the liver, as a hypodense lesion is. SS(.)'s false positives gather there, while true lesions,
 even those at the liver's surface, lie mostly deeper: on the default phantom about half of the prompted PL1
 components have most of their pixels within RIM_MM of the liver's edge, and 4% of those touch a lesion; on a
-phantom drawn differently two thirds, 4% (docs/BENCHMARKS.md). Prompting SAM there turns an artifact into a confident, lesion-shaped pseudo label.
+phantom drawn differently two thirds, 4% (docs/BENCHMARKS.md). Prompting SAM there turns an artifact into a
+confident, lesion-shaped pseudo label.
 
-The rule is applied wherever SAM is prompted from a PL1, real or synthetic (AN's training data replays the
-SAM run), and never to ground truth (the decoder's fine-tuning).
+The rule (config sam.max_rim_share; off by default: it cleans the pseudo labels, but round 1 on the CPU
+default is not better for it) is applied wherever SAM is prompted from a PL1, real or synthetic (AN's
+training data replays the SAM run), and never to ground truth (the decoder's fine-tuning).
 """
 
 from __future__ import annotations
