@@ -18,14 +18,6 @@ from aslseg.sam.predict import PromptedComponent, decode_prompts
 from aslseg.sam.prompts import PromptShape, slice_prompts
 
 
-def _prompted_part(mask: np.ndarray, liver: np.ndarray, pixel_mm: np.ndarray | None, source: int,
-                   max_rim_share: float | None) -> np.ndarray:
-    """The synthetic PL1 `mask` of slice `source` without the components SAM is not prompted for."""
-    if max_rim_share is None:
-        return mask
-    return off_rim(mask, liver[source], float(pixel_mm[source]), max_rim_share)
-
-
 @dataclass(frozen=True)
 class SyntheticSet:
     case: np.ndarray  # int (M,): the slice each synthetic example comes from
@@ -61,7 +53,9 @@ def synthetic_pseudo_labels(
         raise ValueError("the liver's rim needs each slice's pixel size (pixel_mm)")
     slice_ids = case.astype(np.int64) * 100_000 + position  # stable per slice: its draws do not depend on batching
     pl1, source, applied = synthesize(tumor, liver, corruptions, copies, seed, slice_ids=slice_ids, images=images)
-    prompted = [_prompted_part(mask, liver, pixel_mm, source[target], max_rim_share) for target, mask in enumerate(pl1)]
+    prompted = pl1 if max_rim_share is None else [
+        off_rim(mask, liver[source[target]], float(pixel_mm[source[target]]), max_rim_share)
+        for target, mask in enumerate(pl1)]
     components = [
         PromptedComponent(target, int(case[source[target]]), int(position[source[target]]), p["component"], p["area"],
                           p["box"], p["points"], p["point_labels"])

@@ -17,10 +17,11 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from aslseg.sam.prompts import EIGHT_CONNECTED
+
 # Depth of the rim in mm: CT's in-plane blur and a pixel of partial volume spread the liver's edge over a few
 # mm, whatever the prepared slice's pixel size (two pixels at the default's ~1.6-1.8 mm).
 RIM_MM = 4.0
-_EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)  # components as aslseg/sam/prompts.py counts them
 
 
 def rim(liver: np.ndarray, pixel_mm: float) -> np.ndarray:
@@ -38,7 +39,7 @@ def off_rim(mask: np.ndarray, liver: np.ndarray, pixel_mm: float, max_share: flo
         return mask
     if np.shape(liver) != mask.shape:
         raise ValueError(f"liver mask of shape {np.shape(liver)} for a pseudo label of shape {mask.shape}")
-    labels, count = ndimage.label(mask, structure=_EIGHT_CONNECTED)
+    labels, count = ndimage.label(mask, structure=EIGHT_CONNECTED)
     sizes = np.bincount(labels.ravel(), minlength=count + 1)
     in_rim = np.bincount(labels[rim(liver, pixel_mm)], minlength=count + 1)
     keep = in_rim <= max_share * sizes

@@ -15,7 +15,7 @@ import numpy as np
 from scipy import ndimage
 
 PROMPT_TYPES = ("box", "point", "multipoint", "box+point")
-_EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
+EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)  # what a component of a 2D mask is, here and in liver_rim
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class PromptShape:
 def components(mask: np.ndarray, min_pixels: int) -> list[np.ndarray]:
     """The 8-connected components of a 2D mask as boolean masks, largest first; smaller than `min_pixels`
     dropped (specks that would make SAM segment noise)."""
-    labels, count = ndimage.label(np.asarray(mask) > 0, structure=_EIGHT_CONNECTED)
+    labels, count = ndimage.label(np.asarray(mask) > 0, structure=EIGHT_CONNECTED)
     if count == 0:
         return []
     sizes = np.bincount(labels.ravel())[1:]
