@@ -38,7 +38,7 @@ class StratifiedBatchSampler:
     comes from it."""
 
     def __init__(self, has_tumor: np.ndarray, is_truth: np.ndarray, batch_size: int, foreground_fraction: float,
-                 truth_share: float, rng: np.random.Generator, keep_tumor_share: bool = False):
+                 truth_share: float, rng: np.random.Generator):
         if not 0 <= truth_share <= 1:
             raise ValueError(f"the ground-truth share of a batch must lie in [0, 1], got {truth_share}")
         has_tumor, is_truth = np.asarray(has_tumor, dtype=bool), np.asarray(is_truth, dtype=bool)
@@ -54,32 +54,6 @@ class StratifiedBatchSampler:
             if size:
                 self.parts.append((rows, ForegroundBatchSampler(has_tumor[rows], size, foreground_fraction, rng)))
         self.rng = rng
-        if keep_tumor_share:
-            self.parts = _tumor_share_parts(has_tumor, is_truth, batch_size, foreground_fraction, truth_share)
 
     def __call__(self) -> np.ndarray:
-        if self.parts and isinstance(self.parts[0][1], int):
-            return self.rng.permutation(np.concatenate(
-                [self.rng.choice(rows, size) for rows, size in self.parts if size]).astype(int))
         return self.rng.permutation(np.concatenate([rows[draw()] for rows, draw in self.parts]).astype(int))
-
-
-def _split(count: int, truth: np.ndarray, pseudo: np.ndarray, truth_share: float) -> tuple[int, int]:
-    if count == 0 or not len(pseudo):
-        return count, 0
-    if not len(truth):
-        return 0, count
-    share = max(truth_share, len(truth) / (len(truth) + len(pseudo)))
-    n_truth = min(count, max(1, int(round(count * share))))
-    if share < 1 and count >= 2:
-        n_truth = min(n_truth, count - 1)
-    return n_truth, count - n_truth
-
-
-def _tumor_share_parts(has_tumor, is_truth, batch_size, foreground_fraction, truth_share):
-    tumor_truth, tumor_pseudo = np.flatnonzero(has_tumor & is_truth), np.flatnonzero(has_tumor & ~is_truth)
-    rest_truth, rest_pseudo = np.flatnonzero(is_truth), np.flatnonzero(~has_tumor & ~is_truth)
-    n_tumor = int(round(batch_size * foreground_fraction)) if has_tumor.any() else 0
-    a, b = _split(n_tumor, tumor_truth, tumor_pseudo, truth_share)
-    c, d = _split(batch_size - n_tumor, rest_truth, rest_pseudo, truth_share)
-    return [(tumor_truth, a), (tumor_pseudo, b), (rest_truth, c), (rest_pseudo, d)]

@@ -30,7 +30,6 @@ def train(
     progress: bool = True,
     device: str = "cpu",
     truth_share: float | None = None,
-    keep_tumor_share: bool = False,
 ) -> TrainResult:
     """Train SS(.) with `method` on labeled slices (and unlabeled ones, for SSL methods). With `truth_share`
     and pseudo-labeled slices among the labeled ones, at least that share of every labeled batch is ground
@@ -41,7 +40,7 @@ def train(
     trainer = METHODS[method](settings, device)
     if trainer.uses_unlabeled and (unlabeled is None or len(unlabeled) == 0):
         raise ValueError(f"method {method!r} needs unlabeled slices, and there are none")
-    sampler = batch_sampler(labeled, settings, truth_share, rng, keep_tumor_share)
+    sampler = batch_sampler(labeled, settings, truth_share, rng)
     augment = Augmenter(settings.rotate_deg, settings.scale, settings.intensity, settings.flip, seed, device)
     averaged = _frozen_copy(trainer.model()) if settings.weight_average is not None else None
     kept = averaged if averaged is not None else trainer.model()  # the network validated and saved
@@ -74,13 +73,12 @@ def train(
                f"ssl_train {method}", precision, after_step, progress)
 
 
-def batch_sampler(labeled: SliceSet, settings: TrainSettings, truth_share: float | None, rng: np.random.Generator,
-                  keep_tumor_share: bool = False):
+def batch_sampler(labeled: SliceSet, settings: TrainSettings, truth_share: float | None, rng: np.random.Generator):
     """The labeled batches' sampler: ground truth and pseudo labels drawn apart when both are present and a
     share is asked for, else one pool (round 0 draws exactly as before rounds existed)."""
     if truth_share is not None and labeled.pseudo is not None and labeled.pseudo.any():
         return StratifiedBatchSampler(labeled.has_tumor(), ~labeled.pseudo, settings.batch_size,
-                                      settings.foreground_fraction, truth_share, rng, keep_tumor_share)
+                                      settings.foreground_fraction, truth_share, rng)
     return ForegroundBatchSampler(labeled.has_tumor(), settings.batch_size, settings.foreground_fraction, rng)
 
 
