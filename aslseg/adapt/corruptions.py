@@ -27,6 +27,8 @@ from typing import Sequence
 import numpy as np
 from scipy import ndimage
 
+from aslseg.sam.prompts import EIGHT_CONNECTED  # a lesion is what a prompt covers: one 8-connected component
+
 # Application order: lesion-level errors first (which lesions SS finds and how it groups them), then their
 # extent (size, boundary, position), then false positives (after the shift, so they stay where they were put
 # and off the tumor), and a missed slice last, which wipes everything.
@@ -40,7 +42,6 @@ CORRUPTIONS = (
     "add_false_blobs",
     "empty",
 )
-_EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 # How much longer than the shortest link a path through a merge neck may be, in pixels. It sets the neck's
 # width (about 3 px between two 8-px-radius lesions; the whole facing band, +-1 px, between straight edges)
 # and keeps the digital line between the closest pixels inside the neck at any angle.
@@ -138,7 +139,7 @@ def disk(radius: float) -> np.ndarray:
 
 def drop_lesions(mask: np.ndarray, liver: np.ndarray, rng: np.random.Generator, p: float) -> np.ndarray:
     """Remove each 8-connected lesion with probability `p` (SS missing lesions); never adds a pixel."""
-    labels, count = ndimage.label(_binary(mask), structure=_EIGHT_CONNECTED)
+    labels, count = ndimage.label(_binary(mask), structure=EIGHT_CONNECTED)
     keep = np.concatenate([[False], rng.random(count) >= p])
     return keep[labels].astype(np.uint8)
 
@@ -151,7 +152,7 @@ def merge_nearby(mask: np.ndarray, liver: np.ndarray, rng: np.random.Generator, 
     different lesions are filled; a plain closing would also fill each lesion's own notches, and it bridges
     round lesions only when the gap is far smaller than the disk."""
     binary = _binary(mask)
-    labels, count = ndimage.label(binary, structure=_EIGHT_CONNECTED)
+    labels, count = ndimage.label(binary, structure=EIGHT_CONNECTED)
     distances = [ndimage.distance_transform_edt(labels != number) for number in range(1, count + 1)]
     result = binary.copy()
     for first in range(count):
@@ -261,7 +262,7 @@ def add_false_blobs(
     for _ in range(int(rng.integers(1, max_count + 1))):
         patch = _blob(rng.uniform(*diameter), rng)
         lured = rng.random() < dark_share
-        allowed = region & ~ndimage.binary_dilation(result, structure=_EIGHT_CONNECTED)
+        allowed = region & ~ndimage.binary_dilation(result, structure=EIGHT_CONNECTED)
         # centres where the whole patch lies in `allowed` (the image border counts as not allowed)
         centres = np.flatnonzero(ndimage.binary_erosion(allowed, structure=patch, border_value=0))
         if centres.size == 0:

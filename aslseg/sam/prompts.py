@@ -15,7 +15,7 @@ import numpy as np
 from scipy import ndimage
 
 PROMPT_TYPES = ("box", "point", "multipoint", "box+point")
-EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)  # what a component of a 2D mask is, here and in liver_rim
+EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)  # what a component of a 2D mask is, here, in liver_rim and in corruptions
 
 
 @dataclass(frozen=True)
