@@ -21,11 +21,13 @@ with job_logging(snakemake) as log:
     cases, slices = {}, []
     for case, mask in sorted(read_masks([snakemake.input.pl1]).items()):
         cases[case] = list(mask.shape)
-        with np.load(livers[case]) as image:
-            liver, pixel_mm = image["liver"], float(image["spacing"][1])
+        if max_rim_share is not None:  # the liver masks are read only for the rule
+            with np.load(livers[case]) as image:
+                liver, pixel_mm = image["liver"], float(image["spacing"][1])
+            mask = np.stack([off_rim(slice_mask, liver[position], pixel_mm, max_rim_share)
+                             for position, slice_mask in enumerate(mask)])
         for position, slice_mask in enumerate(mask):
-            kept = off_rim(slice_mask, liver[position], pixel_mm, max_rim_share)
-            prompts = slice_prompts(kept, settings["prompt"], shape)
+            prompts = slice_prompts(slice_mask, settings["prompt"], shape)
             if prompts:
                 slices.append({"case": case, "position": position, "prompts": prompts})
     n_prompts = sum(len(entry["prompts"]) for entry in slices)
