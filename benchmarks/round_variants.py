@@ -117,8 +117,6 @@ def main() -> None:
                         help="trainings per variant: the run's seed S and S + 1000, ..., S + 1000 (N - 1)")
     parser.add_argument("--truth-share", type=float, default=None,
                         help="loop.truth_share of the retrained round (default: one pool, as before it existed)")
-    parser.add_argument("--pseudo-weight", type=float, default=None,
-                        help="loss weight of the accepted pseudo labels' pixels (default: 1, as ground truth)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     select_dir = args.select_dir.resolve()
@@ -152,8 +150,7 @@ def main() -> None:
         right = sum((c, p) in right_slices for c, p in zip(pseudo["case"], pseudo["position"]))
         for train_seed in (seed + 1000 * k for k in range(args.train_seeds)):
             result = train(ssl["method"], labeled, unlabeled, val, TrainSettings.from_config(ssl), seed=train_seed,
-                           progress=False, truth_share=args.truth_share,
-                           pseudo_weight=args.pseudo_weight)
+                           progress=False, truth_share=args.truth_share)
             model = build_network(ssl["features"], bf16=result.precision.bf16)
             model.load_state_dict(result.state_dict)
             summary = summarize(pd.DataFrame(score_volumes(model, test, ssl["threshold"])))

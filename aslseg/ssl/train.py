@@ -30,12 +30,10 @@ def train(
     progress: bool = True,
     device: str = "cpu",
     truth_share: float | None = None,
-    pseudo_weight: float | None = None,
 ) -> TrainResult:
     """Train SS(.) with `method` on labeled slices (and unlabeled ones, for SSL methods). With `truth_share`
     and pseudo-labeled slices among the labeled ones, at least that share of every labeled batch is ground
-    truth (StratifiedBatchSampler). With `pseudo_weight`, the loss counts an accepted pseudo label's pixels
-    with that weight (an experiment of issue 15, session 24; not kept)."""
+    truth (StratifiedBatchSampler)."""
     settings, precision = settings.on_device(device)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -57,11 +55,7 @@ def train(
         if not settings.loss_in_liver:
             return Batch(*augment(image, tumor)) if tumor is not None else Batch(augment(image)[0])
         inputs, label = augment(image, tumor, slices.liver[index][:, None])
-        region = inputs[:, 1:]
-        if pseudo_weight is not None and slices.pseudo is not None:
-            weights = np.where(slices.pseudo[index], pseudo_weight, 1.0).astype(np.float32)
-            region = region * torch.as_tensor(weights, device=region.device).view(-1, 1, 1, 1)
-        return Batch(inputs[:, :1], label, region)
+        return Batch(inputs[:, :1], label, inputs[:, 1:])
 
     def step(iteration: int):
         labeled_batch = batch(labeled, sampler())
