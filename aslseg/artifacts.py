@@ -360,7 +360,8 @@ class Loop:
     @classmethod
     def of(cls, experiment: dict) -> "Loop":
         sam, adapt = experiment["sam"], experiment["adapt"]
-        training = {key: value for key, value in experiment["loop"].items() if key != "rounds"}
+        # an option switched off (false) does not enter the name, so adding one renames nothing
+        training = {key: value for key, value in experiment["loop"].items() if key != "rounds" and value is not False}
         return cls(StageOneRun.of(experiment), sam_run_name(sam), adapt_run_name(sam, adapt),
                    Selection.of(experiment["select"]), training)
 

@@ -3,6 +3,8 @@
 From one round's selection folder, retrain the next round's SS(.) on several labeled lists and report each
 model's test metrics:
 
+- ``own_list``: this round's list, nothing added (with --warm-start: the round's own method trained on for as
+  many more steps as a warm-started round gets, the baseline that such a round must beat);
 - ``as_run``: the list the workflow built (this round's list plus every slice the selection accepted);
 - ``accepted_right``: the same, keeping only accepted slices whose final label is right (slice Dice with the
   hidden ground truth >= aslseg.metrics.CORRECT_SLICE_DICE): this selection without its mistakes;
@@ -17,9 +19,10 @@ model's test metrics:
 If ``accepted_right`` beats ``as_run``, wrong acceptances cost the loop; if even ``all_right`` barely beats the
 round's own model, the pseudo labels are too few or too poor for any selection to help. Training settings
 and seed are the round's own (its checkpoint and folder name), so ``as_run`` reproduces the workflow's next
-round exactly on a CPU. With --train-seeds N each variant is also trained with training seeds S + 1000, ...,
-S + 1000 (N - 1) on the same list (as benchmarks/ssl_variants.py does for Stage I), so that a difference can be
-told from one training's own variance, which is large for the false-positive counts.
+round exactly on a CPU (with --truth-share and --warm-start as config `loop` sets them; by default 0.5 and off).
+With --train-seeds N each variant is also trained with training seeds S + 1000, ..., S + 1000 (N - 1) on the
+same list (as benchmarks/ssl_variants.py does for Stage I), so that a difference can be told from one
+training's own variance, which is large for the false-positive counts.
 
     .venv/bin/python benchmarks/round_variants.py \\
         results/ssl/<run>/seed-0/sam-<M>/adapt-<A>/select-<Z> --split results/data/splits/labeled-0.1/seed-0.json
@@ -48,7 +51,7 @@ from aslseg.ssl.slices import load_round_slices
 from aslseg.ssl.train import train
 from selection_features import eligible_slices, slice_features
 
-VARIANTS = ("as_run", "accepted_right", "all_right", "with_negatives", "with_rejected")
+VARIANTS = ("own_list", "as_run", "accepted_right", "all_right", "with_negatives", "with_rejected")
 
 
 def final_label_files(select_dir: Path) -> dict[int, str]:
@@ -97,6 +100,7 @@ def variant_lists(select_dir: Path, labels_dir: Path, round_index: int) -> tuple
         frame[np.array([(c, p) not in taken for c, p in zip(frame.case, frame.position)], dtype=bool)]
         for frame in (negatives, rejected))
     lists = {
+        "own_list": with_slices(accepted.iloc[0:0]),
         "as_run": with_slices(accepted),
         "accepted_right": with_slices(accepted_right),
         "all_right": with_slices(eligible[eligible["right"]]),
@@ -117,6 +121,8 @@ def main() -> None:
                         help="trainings per variant: the run's seed S and S + 1000, ..., S + 1000 (N - 1)")
     parser.add_argument("--truth-share", type=float, default=None,
                         help="loop.truth_share of the retrained round (default: one pool, as before it existed)")
+    parser.add_argument("--warm-start", action="store_true",
+                        help="start each training from the round's own model (loop.warm_start; default: from scratch)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     select_dir = args.select_dir.resolve()
@@ -150,7 +156,8 @@ def main() -> None:
         right = sum((c, p) in right_slices for c, p in zip(pseudo["case"], pseudo["position"]))
         for train_seed in (seed + 1000 * k for k in range(args.train_seeds)):
             result = train(ssl["method"], labeled, unlabeled, val, TrainSettings.from_config(ssl), seed=train_seed,
-                           progress=False, truth_share=args.truth_share)
+                           progress=False, truth_share=args.truth_share,
+                           start_from=own_model.state_dict() if args.warm_start else None)
             model = build_network(ssl["features"], bf16=result.precision.bf16)
             model.load_state_dict(result.state_dict)
             summary = summarize(pd.DataFrame(score_volumes(model, test, ssl["threshold"])))

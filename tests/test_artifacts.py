@@ -143,7 +143,7 @@ def test_an_is_named_by_exactly_the_keys_its_training_reads():
 # bcp-65bc89d16c); select and loop when select.precision_confidence changed which slices are accepted (from
 # 49dc21efc0 and bcp-02ff5291a8), and again when the score took in SAM's IoU and AN's confidence and the
 # calibrated precision rose to 0.6 (from 716dcd7295 and bcp-76fa1d4138). sam.max_rim_share, off by default,
-# renames nothing.
+# renames nothing, nor does loop.warm_start, off by default.
 DEFAULT_NAMES = {"ssl": "bcp-590b5e4de8", "embed": "91078f3bef", "tune": "891038bcaf", "samrun": "box-a579728ebb",
                  "synth": "c1667e1702", "adapt": "87033c9142", "adaptrun": "7010544099", "select": "b7356c47bd",
                  "loop": "bcp-3331e8686e"}
@@ -151,6 +151,8 @@ DEFAULT_NAMES = {"ssl": "bcp-590b5e4de8", "embed": "91078f3bef", "tune": "891038
 
 def test_the_default_configs_artifacts_keep_their_names():
     assert names(effective(ssl={"method": "bcp"})) == DEFAULT_NAMES
+    warm = names(effective(ssl={"method": "bcp"}, loop={"warm_start": True}))
+    assert warm["loop"] != DEFAULT_NAMES["loop"] and warm["ssl"] == DEFAULT_NAMES["ssl"]
     assert artifacts.LiverStage.of(default_config()).key == "24086e9002"
 
 

@@ -16,6 +16,7 @@ from aslseg.ssl.slices import SliceSet, load_round_slices, load_slices
 from aslseg.config import default_config
 from aslseg.prepared import Volume
 from aslseg.ssl.settings import METHOD_SETTINGS, NOT_TRAINING, TrainSettings, method_settings
+from aslseg.ssl.methods import METHODS
 from aslseg.ssl.train import batch_sampler, train
 
 TINY = (4, 4, 8, 8, 16, 4)
@@ -290,6 +291,32 @@ def test_every_method_learns_and_its_checkpoint_reloads(method, tmp_path):
     path = tmp_path / "model.pt"
     torch.save(result.state_dict, path)
     build_network(TINY).load_state_dict(torch.load(path, weights_only=True))
+
+
+@pytest.mark.parametrize("method", ["supervised", "mean_teacher", "cps", "bcp"])
+def test_a_warm_start_begins_from_the_given_weights(method):
+    """With a learning rate of 0 nothing moves, so the kept model is the start itself; a teacher starts there
+    too, and BCP goes straight to self-training (pre-training is for a network that knows nothing yet)."""
+    torch.set_num_threads(1)
+    labeled = bright_square_slices(n=8, seed=0)
+    unlabeled = bright_square_slices(n=8, seed=2)
+    unlabeled = SliceSet(unlabeled.image, unlabeled.case_id, unlabeled.position, None, liver=unlabeled.liver)
+    val = [Volume(0, labeled.image, labeled.tumor, (5.0, 1.0, 1.0), labeled.liver)]
+    torch.manual_seed(123)
+    start = {key: value.clone() for key, value in build_network(TINY).state_dict().items()}
+    still = settings(method, iterations=4, val_every=1, lr=0.0)
+    result = train(method, labeled, unlabeled, val, still, seed=0, progress=False, start_from=start)
+    for key, value in start.items():
+        assert torch.equal(result.state_dict[key], value), key
+    if method == "bcp":
+        assert still.bcp_pretrain > 0 and all("self_training" in entry for entry in result.history)
+        cold = train(method, labeled, unlabeled, val, still, seed=0, progress=False)
+        assert "pretrain" in cold.history[0]
+    if method == "mean_teacher":
+        trainer = METHODS[method](still.on_device("cpu")[0], "cpu")
+        trainer.start_from(start)
+        for key, value in trainer.teacher.state_dict().items():
+            assert torch.equal(value, start[key]), key
 
 
 def test_ssl_methods_refuse_to_run_without_unlabeled_slices():

@@ -32,7 +32,8 @@ TINY_STAGE2 = {
     "experiments": {
         "supervised": {"ssl": {"method": "supervised"}, "loop": {"rounds": 0}},
         "aslseg": {"ssl": {"method": "bcp"}, "loop": {"rounds": 2}},
-        "aslseg_point": {"ssl": {"method": "bcp"}, "sam": {"prompt": "point"}, "loop": {"rounds": 1}},
+        # warm-started round (off by default)
+        "aslseg_point": {"ssl": {"method": "bcp"}, "sam": {"prompt": "point"}, "loop": {"rounds": 1, "warm_start": True}},
         "aslseg_no_adapt": {"ssl": {"method": "bcp"}, "adapt": {"enabled": False}, "loop": {"rounds": 1}},
         "aslseg_no_sam": {"ssl": {"method": "bcp"}, "sam": {"enabled": False}, "loop": {"rounds": 1},
                           "select": {"agreement_weight": 0.0, "sam_iou_weight": 0.0, "confidence_weight": 1.0,
@@ -268,6 +269,11 @@ def test_two_rounds_retrain_on_the_expanded_lists_and_evaluate_every_round(stage
         assert f"({(listed['source'] == 'pseudo').sum()} pseudo-labeled)" in log
         if (listed["source"] == "pseudo").any():  # loop.truth_share
             assert "a share of 0.5 from the ground truth" in log
+        assert "warm start" not in log  # loop.warm_start is off: every round from scratch
+    # aslseg_point's round 1 begins from round 0's model (loop.warm_start).
+    point = summary[summary["experiment"] == "aslseg_point"].set_index("round")["run"]
+    log = (results / f"logs/ssl_train/loop/{point[1]}/seed-0/round-1.log").read_text()
+    assert "warm start: training begins from round 0's model" in log
 
 
 def test_a_round_whose_selection_accepted_nothing_copies_the_previous_rounds_outputs(stage2_run):

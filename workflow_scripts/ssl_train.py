@@ -12,8 +12,9 @@ from aslseg.workflow import job_logging
 
 
 def reuse_previous_round(log) -> bool:
-    """Round >= 1 whose list the previous round's selection left unchanged: same list, settings and seed as
-    the previous round, so its training would come out the same; the previous model is copied instead."""
+    """Round >= 1 whose list the previous round's selection left unchanged: nothing new to learn from (from
+    scratch its training would come out the same as the previous round's; warm-started it would only add
+    steps that the baselines do not get); the previous model is copied instead."""
     if "previous_model" not in snakemake.input.keys():
         return False
     round_index = int(snakemake.params.round)
@@ -32,7 +33,7 @@ def train_round(log) -> None:
 
     from aslseg.gpus import default_device
     from aslseg.prepared import PreparedFiles
-    from aslseg.ssl.checkpoint import save_checkpoint
+    from aslseg.ssl.checkpoint import load_weights, save_checkpoint
     from aslseg.ssl.methods import METHODS
     from aslseg.ssl.settings import TrainSettings
     from aslseg.ssl.slices import load_round_slices, load_slices
@@ -65,9 +66,13 @@ def train_round(log) -> None:
     device = default_device()
     log.info("%s on %s: %d labeled slices (%d pseudo-labeled), %d unlabeled slices, %d val volumes", ssl["method"],
              device, len(labeled), n_pseudo, len(unlabeled) if unlabeled else 0, len(val))
-    # Every round of a run trains from the run's seed: rounds differ by their labeled list alone.
+    start_from = None
+    if snakemake.params.loop.get("warm_start"):
+        start_from = load_weights(snakemake.input.previous_model)
+        log.info("warm start: training begins from round %d's model", int(snakemake.params.round) - 1)
+    # Every round of a run trains from the run's seed: rounds differ by their labeled list (and start) alone.
     result = train(ssl["method"], labeled, unlabeled, val, TrainSettings.from_config(ssl),
-                   seed=int(snakemake.params.seed), device=device, truth_share=truth_share)
+                   seed=int(snakemake.params.seed), device=device, truth_share=truth_share, start_from=start_from)
     log.info(result.precision.describe("SS(.)"))
     log.info("best val Dice %.3f at iteration %d, %.0f s", result.best_val_dice, result.best_iteration, result.seconds)
     save_checkpoint(snakemake.output.model, result.state_dict, ssl, precision=result.precision.record(),

@@ -17,6 +17,11 @@ def save_checkpoint(path: str | Path, state_dict: dict, ssl_config: dict, **info
         torch.save({"state_dict": state_dict, "ssl": ssl_config, **info}, tmp)
 
 
+def load_weights(path: str | Path) -> dict:
+    """The state dict of a checkpoint, on the CPU (to start another training from it)."""
+    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+
+
 def load_model(path: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, dict]:
     """The model and the checkpoint (its `ssl` settings complete: checkpoints from before ssl.bf16 existed
     trained in float32). The model predicts in its ssl.bf16 setting resolved for `device` ("auto" picks anew

@@ -30,14 +30,18 @@ def train(
     progress: bool = True,
     device: str = "cpu",
     truth_share: float | None = None,
+    start_from: dict | None = None,
 ) -> TrainResult:
     """Train SS(.) with `method` on labeled slices (and unlabeled ones, for SSL methods). With `truth_share`
     and pseudo-labeled slices among the labeled ones, at least that share of every labeled batch is ground
-    truth (StratifiedBatchSampler)."""
+    truth (StratifiedBatchSampler). With `start_from` (a state dict of the same network) training begins from
+    those weights (Method.start_from)."""
     settings, precision = settings.on_device(device)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     trainer = METHODS[method](settings, device)
+    if start_from is not None:
+        trainer.start_from(start_from)
     if trainer.uses_unlabeled and (unlabeled is None or len(unlabeled) == 0):
         raise ValueError(f"method {method!r} needs unlabeled slices, and there are none")
     sampler = batch_sampler(labeled, settings, truth_share, rng)

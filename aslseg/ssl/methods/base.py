@@ -51,6 +51,11 @@ class Method:
         dice = self.region_dice(torch.softmax(logits, dim=1) * region, onehot * region)
         return dice + ce
 
+    def start_from(self, state_dict: dict) -> None:
+        """Begin from a trained SS(.)'s weights instead of a random initialisation (`loop.warm_start`: a round
+        >= 1 continues from the model that pseudo-labeled its list)."""
+        self.model().load_state_dict(state_dict)
+
     def trainable(self) -> list[torch.nn.Parameter]:
         return list(self.student.parameters())
 

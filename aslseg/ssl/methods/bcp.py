@@ -1,9 +1,9 @@
 """Bidirectional Copy-Paste (Bai et al., CVPR 2023), 2D.
 
-Pre-training: labeled pairs mixed by copy-paste. Self-training: an EMA teacher (initialised from the
-pre-trained network) labels the unlabeled slices; a box of 2/3 H x 2/3 W at a random place swaps content
-between a labeled and an unlabeled slice in both directions, and the loss weighs the pseudo-labeled region by
-`bcp_unlabeled_weight`. Unlike the reference, every tumor component of a pseudo-label is kept (liver tumors
+Pre-training: labeled pairs mixed by copy-paste (skipped when training starts from a trained model).
+Self-training: an EMA teacher (initialised from the pre-trained network) labels the unlabeled slices; a box of
+2/3 H x 2/3 W at a random place swaps content between a labeled and an unlabeled slice in both directions, and
+the loss weighs the pseudo-labeled region by `bcp_unlabeled_weight`. Unlike the reference, every tumor component of a pseudo-label is kept (liver tumors
 are multifocal; keeping only the largest would teach the network to miss lesions). The reference's largest
 component also keeps a weak teacher's false specks out of the student's targets; `bcp_confidence` does that
 per pixel instead: pseudo-labeled pixels count only where the teacher is that sure of its label.
@@ -41,6 +41,7 @@ class BidirectionalCopyPaste(Method):
     def __init__(self, settings, device: str):
         super().__init__(settings, device)
         self.teacher: torch.nn.Module | None = None
+        self.pretrained = False  # started from a trained model (start_from): no copy-paste pre-training
         self.generator = torch.Generator().manual_seed(int(torch.initial_seed() % 2**31))
 
     def mixed_loss(self, logits, target, from_first, weight_first, weight_second, region):
@@ -52,6 +53,12 @@ class BidirectionalCopyPaste(Method):
             logits, target, second
         )
 
+    def start_from(self, state_dict: dict) -> None:
+        """Pre-training exists to give the teacher a start; a trained model is one, so self-training begins
+        at once, its teacher a copy of that model."""
+        super().start_from(state_dict)
+        self.pretrained = True
+
     def unlabeled_batch_size(self) -> int:
         return self.settings.batch_size  # each labeled slice is mixed with one unlabeled slice
 
@@ -59,7 +66,7 @@ class BidirectionalCopyPaste(Method):
         image_a, image_b = labeled.image.chunk(2)
         label_a, label_b = labeled.label.chunk(2)
         mask = box_mask(labeled.image.shape, self.settings.bcp_box, self.generator, labeled.image.device)
-        if progress < self.settings.bcp_pretrain:
+        if not self.pretrained and progress < self.settings.bcp_pretrain:
             # Copy-paste within labeled pairs: the box of b pasted into a.
             mixed = paste(image_a, image_b, mask)
             target = paste(label_a, label_b, mask).long()

@@ -17,6 +17,9 @@ class CrossPseudoSupervision(Method):
         super().__init__(settings, device)
         self.partner = build_network(settings.features, bf16=settings.bf16).to(device)  # initialised from the next RNG draws
 
+    # start_from sets the student only: the partner keeps its own random initialisation, the difference
+    # between the two networks that cross supervision needs.
+
     def trainable(self):
         return list(self.student.parameters()) + list(self.partner.parameters())
 

@@ -20,6 +20,10 @@ class MeanTeacher(Method):
         for parameter in self.teacher.parameters():
             parameter.requires_grad_(False)
 
+    def start_from(self, state_dict: dict) -> None:
+        super().start_from(state_dict)
+        self.teacher.load_state_dict(state_dict)  # the teacher is the student's average: it starts where it does
+
     def noisy(self, image: torch.Tensor) -> torch.Tensor:
         """Teacher input noise: clamp(N(0, sd), +-2 sd)."""
         sd = self.settings.teacher_noise
