@@ -5,6 +5,7 @@ retraining, the ablations without AN and without SAM, and what reruns when."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
@@ -32,9 +33,11 @@ TINY_STAGE2 = {
     "experiments": {
         "supervised": {"ssl": {"method": "supervised"}, "loop": {"rounds": 0}},
         "aslseg": {"ssl": {"method": "bcp"}, "loop": {"rounds": 2}},
-        # warm-started round (off by default)
-        "aslseg_point": {"ssl": {"method": "bcp"}, "sam": {"prompt": "point"}, "loop": {"rounds": 1, "warm_start": True}},
-        "aslseg_no_adapt": {"ssl": {"method": "bcp"}, "adapt": {"enabled": False}, "loop": {"rounds": 1}},
+        # no prompts in the liver's rim (off by default: the box runs keep it off)
+        "aslseg_point": {"ssl": {"method": "bcp"}, "sam": {"prompt": "point", "max_rim_share": 0.5}, "loop": {"rounds": 1}},
+        # a warm-started round (off by default)
+        "aslseg_no_adapt": {"ssl": {"method": "bcp"}, "adapt": {"enabled": False},
+                            "loop": {"rounds": 1, "warm_start": True}},
         "aslseg_no_sam": {"ssl": {"method": "bcp"}, "sam": {"enabled": False}, "loop": {"rounds": 1},
                           "select": {"agreement_weight": 0.0, "sam_iou_weight": 0.0, "confidence_weight": 1.0,
                                      "threshold": 0.5}},
@@ -53,8 +56,7 @@ TINY_STAGE2 = {
                     "tumor_free_fraction": 0.0, "tumor_diameter_mm": [15, 30]},
     },
     "resources": {"infer": {"shards": 1}},  # fewer jobs; sharded inference is covered by the Stage I tests
-    # sharded embedding, as on a cluster; no prompts in the liver's rim (off by default)
-    "sam": {"shards": 2, "max_rim_share": 0.5, "finetune": {"iterations": 3, "batch_size": 2}},
+    "sam": {"shards": 2, "finetune": {"iterations": 3, "batch_size": 2}},  # sharded embedding, as on a cluster
     "adapt": {"iterations": 4, "batch_size": 2, "features": [4, 4, 8, 8, 16, 4], "val_every": 2},
     # Agreement alone at 0.5: with the default score this tiny run's round 1 accepts nothing, and these tests need
     # both rounds to accept slices (aslseg_calibrated scores with the default weights and SAM's IoUs).
@@ -106,8 +108,12 @@ def test_pseudo_label_2_follows_the_prompts_of_pseudo_label_1(stage2_run):
     summary = summary[summary["round"] == 0]
     assert summary["run"].nunique() == 1  # every variant refines the same Stage I model's PL1
     run = summary["run"].iloc[0]
-    folder = next(results.glob(f"ssl/{run}/seed-0/sam-box-*"))
-    for shard in (0,):
+    rim_rule = {"box": None, "point": TINY_STAGE2["experiments"]["aslseg_point"]["sam"]["max_rim_share"]}
+    n_prompts = {prompt: json.loads(next(results.glob(f"ssl/{run}/seed-0/sam-{prompt}-*/prompts/shard-0.json"))
+                                    .read_text())["n_prompts"] for prompt in rim_rule}
+    assert 0 < n_prompts["point"] < n_prompts["box"]  # one prompt per component; the rule drops some
+    for (prompt, max_rim_share), shard in itertools.product(rim_rule.items(), (0,)):
+        folder = next(results.glob(f"ssl/{run}/seed-0/sam-{prompt}-*"))
         prompts = json.loads((folder / f"prompts/shard-{shard}.json").read_text())
         components = pd.read_csv(folder / f"pl2/shard-{shard}.csv")
         assert len(components) == prompts["n_prompts"]
@@ -126,7 +132,7 @@ def test_pseudo_label_2_follows_the_prompts_of_pseudo_label_1(stage2_run):
                     liver, pixel_mm = image["liver"], float(image["spacing"][1])
                 for position in range(len(pl2[key])):
                     # a prompt for every PL1 component big enough and not lying mostly in the liver's rim
-                    kept = off_rim(pl1[key][position], liver[position], pixel_mm, TINY_STAGE2["sam"]["max_rim_share"])
+                    kept = off_rim(pl1[key][position], liver[position], pixel_mm, max_rim_share)
                     expected = [int(c.sum()) for c in mask_components(kept, min_pixels=4)]
                     assert areas.get((case, position), []) == sorted(expected)
                     if (case, position) not in prompted:  # no PL1 component: no prompt, empty PL2
@@ -270,9 +276,9 @@ def test_two_rounds_retrain_on_the_expanded_lists_and_evaluate_every_round(stage
         if (listed["source"] == "pseudo").any():  # loop.truth_share
             assert "a share of 0.5 from the ground truth" in log
         assert "warm start" not in log  # loop.warm_start is off: every round from scratch
-    # aslseg_point's round 1 begins from round 0's model (loop.warm_start).
-    point = summary[summary["experiment"] == "aslseg_point"].set_index("round")["run"]
-    log = (results / f"logs/ssl_train/loop/{point[1]}/seed-0/round-1.log").read_text()
+    # aslseg_no_adapt's round 1 begins from round 0's model (loop.warm_start).
+    warm = summary[summary["experiment"] == "aslseg_no_adapt"].set_index("round")["run"]
+    log = (results / f"logs/ssl_train/loop/{warm[1]}/seed-0/round-1.log").read_text()
     assert "warm start: training begins from round 0's model" in log
 
 
