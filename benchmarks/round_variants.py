@@ -121,6 +121,8 @@ def main() -> None:
                         help="trainings per variant: the run's seed S and S + 1000, ..., S + 1000 (N - 1)")
     parser.add_argument("--truth-share", type=float, default=None,
                         help="loop.truth_share of the retrained round (default: one pool, as before it existed)")
+    parser.add_argument("--iterations", type=int, default=None,
+                        help="optimizer steps of each training (default: the round's own ssl.iterations)")
     parser.add_argument("--warm-start", action="store_true",
                         help="start each training from the round's own model (loop.warm_start; default: from scratch)")
     args = parser.parse_args()
@@ -145,6 +147,7 @@ def main() -> None:
     print(f"seed {seed}, round {round_index} -> {round_index + 1}, {ssl['method']}, {ssl['iterations']} iterations; "
           f"round {round_index}'s own model: test Dice {own['dice_mean']:.3f}, best val Dice {checkpoint['best_val_dice']:.3f}")
     lists, right_slices = variant_lists(select_dir, prepared / "labels", round_index)
+    settings = TrainSettings.from_config({**ssl, **({"iterations": args.iterations} if args.iterations else {})})
     print("| variant | training seed | pseudo slices | right | best val Dice | test Dice | lesion precision | FP lesions "
           "| FP mL tumor-free |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -155,7 +158,7 @@ def main() -> None:
         pseudo = pseudo[pseudo["round_accepted"] == round_index]
         right = sum((c, p) in right_slices for c, p in zip(pseudo["case"], pseudo["position"]))
         for train_seed in (seed + 1000 * k for k in range(args.train_seeds)):
-            result = train(ssl["method"], labeled, unlabeled, val, TrainSettings.from_config(ssl), seed=train_seed,
+            result = train(ssl["method"], labeled, unlabeled, val, settings, seed=train_seed,
                            progress=False, truth_share=args.truth_share,
                            start_from=own_model.state_dict() if args.warm_start else None)
             model = build_network(ssl["features"], bf16=result.precision.bf16)
