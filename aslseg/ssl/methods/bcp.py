@@ -3,10 +3,11 @@
 Pre-training: labeled pairs mixed by copy-paste (skipped when training starts from a trained model).
 Self-training: an EMA teacher (initialised from the pre-trained network) labels the unlabeled slices; a box of
 2/3 H x 2/3 W at a random place swaps content between a labeled and an unlabeled slice in both directions, and
-the loss weighs the pseudo-labeled region by `bcp_unlabeled_weight`. Unlike the reference, every tumor component of a pseudo-label is kept (liver tumors
-are multifocal; keeping only the largest would teach the network to miss lesions). The reference's largest
-component also keeps a weak teacher's false specks out of the student's targets; `bcp_confidence` does that
-per pixel instead: pseudo-labeled pixels count only where the teacher is that sure of its label.
+the loss weighs the pseudo-labeled region by `bcp_unlabeled_weight`. Unlike the reference, every tumor
+component of a pseudo-label is kept (liver tumors are multifocal; keeping only the largest would teach the
+network to miss lesions). The reference's largest component also keeps a weak teacher's false specks out of
+the student's targets; `bcp_confidence` does that per pixel instead: pseudo-labeled pixels count only where
+the teacher is that sure of its label.
 """
 
 from __future__ import annotations
