@@ -14,7 +14,10 @@ model's test metrics:
   empty, as a tumor-free pseudo label (chosen without the truth): the accepted slices all carry tumor, so
   without them the pseudo part of every batch is tumor slices only;
 - ``with_rejected``: ``with_negatives`` plus the liver slices where PL1 fires and SAM and AN reject all of it
-  (the final label is empty): the negatives that sit where Stage I's own false positives are.
+  (the final label is empty): the negatives that sit where Stage I's own false positives are;
+- ``negatives``: the list the workflow builds with ``select.negatives`` (aslseg/select/expand.py): the slices
+  of ``with_rejected``, as source ``negative``, so the round trains in round 0's batch shape
+  (ShapeKeepingBatchSampler; with --truth-share).
 
 If ``accepted_right`` beats ``as_run``, wrong acceptances cost the loop; if even ``all_right`` barely beats the
 round's own model, the pseudo labels are too few or too poor for any selection to help. Training settings
@@ -42,7 +45,7 @@ import torch
 from aslseg.metrics import summarize
 from aslseg.prepared import PreparedFiles
 from aslseg.pseudo_labels import shard_cases
-from aslseg.select.expand import PSEUDO, check_list
+from aslseg.select.expand import GROUND_TRUTH, PSEUDO, check_list, expand, tumor_free_slices
 from aslseg.ssl.checkpoint import load_model
 from aslseg.ssl.evaluation import score_volumes
 from aslseg.seg2d.network import build_network
@@ -51,7 +54,7 @@ from aslseg.ssl.slices import load_round_slices
 from aslseg.ssl.train import train
 from selection_features import eligible_slices, slice_features
 
-VARIANTS = ("own_list", "as_run", "accepted_right", "all_right", "with_negatives", "with_rejected")
+VARIANTS = ("own_list", "as_run", "accepted_right", "all_right", "with_negatives", "with_rejected", "negatives")
 
 
 def final_label_files(select_dir: Path) -> dict[int, str]:
@@ -106,6 +109,8 @@ def variant_lists(select_dir: Path, labels_dir: Path, round_index: int) -> tuple
         "all_right": with_slices(eligible[eligible["right"]]),
         "with_negatives": with_slices(pd.concat([accepted, negatives[["case", "position", "score"]]], ignore_index=True)),
         "with_rejected": with_slices(pd.concat([accepted, rejected[["case", "position", "score"]]], ignore_index=True)),
+        "negatives": expand(before, pd.read_csv(select_dir / "scores.csv"), round_index, files, set(),
+                            negatives=tumor_free_slices(pd.read_csv(select_dir / "scores.csv"), livers)),
     }
     return lists, set(right[right].index)
 
@@ -154,7 +159,7 @@ def main() -> None:
     for name in args.variants:
         labeled_list = lists[name]
         labeled, unlabeled = load_round_slices(labeled_list, images, split["unlabeled"])
-        pseudo = labeled_list[labeled_list["source"] == PSEUDO]
+        pseudo = labeled_list[labeled_list["source"] != GROUND_TRUTH]
         pseudo = pseudo[pseudo["round_accepted"] == round_index]
         right = sum((c, p) in right_slices for c, p in zip(pseudo["case"], pseudo["position"]))
         for train_seed in (seed + 1000 * k for k in range(args.train_seeds)):

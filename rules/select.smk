@@ -32,17 +32,19 @@ rule score:
 rule expand_labels:
     """The next round's labeled list: this round's list (round 0: the labeled volumes' ground-truth slices)
     plus every newly accepted slice, with its final pseudo label (file), the round it was accepted in and its
-    score."""
+    score; with select.negatives, beside them, the tumor-free liver slices (the images' liver masks)."""
     input:
         unpack(INPUTS.selection),
         split=INPUTS.run_split_file,
         scores=result(artifacts.SCORES),
         labeled_images=INPUTS.labeled_images,
+        unlabeled_images=INPUTS.unlabeled_images,
         code=script_code("expand_labels.py"),
     output:
         result(artifacts.LABELED_LIST),
     params:
         round=lambda wildcards: model_of(wildcards).round,
+        negatives=lambda wildcards: SELECTS[wildcards.select].settings.get("negatives", False),
         # Where the ground truth of each labeled volume lives (recorded in the list, not read here).
         label_files=INPUTS.labeled_label_files,
     log:

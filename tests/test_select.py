@@ -2,7 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aslseg.select.expand import GROUND_TRUTH_ROUND, LIST_COLUMNS, accepted_in, expand, initial_list, summarize_list
+from aslseg.select.expand import (GROUND_TRUTH_ROUND, LIST_COLUMNS, accepted_in, check_list, expand, initial_list,
+                                  summarize_list, tumor_free_slices)
 from aslseg.select.reliability import (
     SCORE_COLUMNS, SelectSettings, agreement, calibrate_round, calibrate_threshold, precision_lower_bound,
     selection_settings, score_slices, select,
@@ -251,6 +252,7 @@ def test_select_settings_from_config():
         SelectSettings.from_config({**SECTION, "treshold": 0.7})
     for bad in ({"rule": "best"}, {"threshold": 1.5}, {"rule": "top_fraction", "fraction": None},
                 {"agreement_weight": 0.0, "confidence_weight": 0.0}, {"sam_iou_weight": -1.0}, {"accept_empty": "no"},
+                {"negatives": 1},
                 {"rule": "calibrated", "precision": 0.0, "precision_confidence": 0.9, "min_val_slices": 5},
                 {"rule": "calibrated", "precision": 0.5, "precision_confidence": 1.0, "min_val_slices": 5},
                 {"rule": "calibrated", "precision": 0.5, "precision_confidence": 0.9, "min_val_slices": 0}):
@@ -267,6 +269,13 @@ def test_rule_settings_keep_calibration_keys_for_the_calibrated_rule_only():
     assert "threshold" not in calibrated and "fraction" not in calibrated and calibrated["precision"] == 0.5
     settings = SelectSettings.from_config(calibrated)
     assert settings.precision == 0.5 and settings.min_val_slices == 5 and settings.threshold is None
+
+
+def test_negatives_name_a_selection_only_when_on():
+    assert selection_settings({**SECTION, "negatives": False}) == SECTION  # named as before the option existed
+    assert selection_settings({**SECTION, "negatives": True}) == {**SECTION, "negatives": True}
+    assert not SelectSettings.from_config(SECTION).negatives
+    assert SelectSettings.from_config({**SECTION, "negatives": True}).negatives
 
 
 # --- labeled lists -------------------------------------------------------------------------------------------
@@ -364,16 +373,55 @@ def test_expand_is_deterministic_and_survives_a_csv_round_trip(tmp_path):
     assert c["round_accepted"].tolist() == [-1] * 6 + [0, 0, 1, 0]
 
 
+def negatives(rows) -> pd.DataFrame:
+    """rows: (case, position, score)."""
+    return pd.DataFrame(rows, columns=["case", "position", "score"])
+
+
+def test_negatives_join_only_beside_accepted_slices():
+    files = {5: "r0/5", 6: "r0/6", 7: "r0/7"}
+    chosen = selection([(5, 0, 0.9, True), (5, 1, 0.3, False)])
+    after = expand(round0(), chosen, 0, files, {9}, negatives=negatives([(5, 1, 0.3), (6, 0, 0.5), (5, 0, 0.9)]))
+    added = after[after["source"] != "ground_truth"]
+    # the accepted slice stays a pseudo label even when also offered as a negative; nothing twice
+    assert list(zip(keys(added), added["source"])) == [((5, 0), "pseudo"), ((5, 1), "negative"), ((6, 0), "negative")]
+    assert added["round_accepted"].tolist() == [0, 0, 0] and added["label_file"].tolist() == ["r0/5", "r0/5", "r0/6"]
+    check_list(after)
+    assert accepted_in(after, 0) == 3
+    # a round that accepts nothing adds no negatives: its list is the previous one, so it is not retrained
+    nothing = expand(round0(), selection([(5, 0, 0.1, False)]), 0, files, {9}, negatives=negatives([(6, 0, 0.5)]))
+    pd.testing.assert_frame_equal(nothing, round0())
+    # negatives already listed keep their row; forbidden and ground-truth cases are refused as for accepted slices
+    again = expand(after, selection([(7, 0, 0.9, True)]), 1, files, {9}, negatives=negatives([(6, 0, 0.1), (7, 1, 0.2)]))
+    assert again.loc[(again["case"] == 6), "round_accepted"].tolist() == [0]
+    assert again.loc[(again["case"] == 7), "source"].tolist() == ["pseudo", "negative"]
+    for bad, match in (((9, 0, 0.5), "forbidden"), ((3, 0, 0.5), "ground-truth")):
+        with pytest.raises(ValueError, match=match):
+            expand(round0(), chosen, 0, files, {9}, negatives=negatives([bad]))
+    with pytest.raises(ValueError, match="no PL3 file"):
+        expand(round0(), chosen, 0, {5: "r0/5"}, {9}, negatives=negatives([(6, 0, 0.5)]))
+
+
+def test_tumor_free_slices_are_the_unaccepted_liver_slices_with_an_empty_final_label():
+    scores = pd.DataFrame({"case": [5, 5, 5, 5, 6], "position": [0, 1, 2, 3, 0], "pl3_pixels": [0, 0, 12, 0, 0],
+                           "score": [1.0, 0.2, 0.9, 0.8, 1.0], "accepted": [False, False, True, True, False]})
+    livers = {5: np.array([False, True, True, True]), 6: np.array([True])}
+    # (5, 0): no liver; (5, 2): tumor in its final label; (5, 3): accepted
+    assert keys(tumor_free_slices(scores, livers)) == [(5, 1), (6, 0)]
+    with pytest.raises(ValueError, match="no liver mask"):
+        tumor_free_slices(scores, {5: livers[5]})
+
+
 def test_summarize_list():
     after = expand(round0(), selection([(5, 0, 0.9, True), (7, 2, 0.85, True)]), 0, {5: "a", 7: "b"}, set())
     after = expand(after, selection([(5, 1, 0.9, True)]), 1, {5: "c"}, set())
     assert summarize_list(after) == {
         "slices": 9, "cases": 4,
-        "slices_by_source": {"ground_truth": 6, "pseudo": 3},
-        "cases_by_source": {"ground_truth": 2, "pseudo": 2},
+        "slices_by_source": {"ground_truth": 6, "pseudo": 3, "negative": 0},
+        "cases_by_source": {"ground_truth": 2, "pseudo": 2, "negative": 0},
         "slices_by_round": {-1: 6, 0: 2, 1: 1},
     }
-    assert summarize_list(round0())["slices_by_source"] == {"ground_truth": 6, "pseudo": 0}
+    assert summarize_list(round0())["slices_by_source"] == {"ground_truth": 6, "pseudo": 0, "negative": 0}
 
 
 # The scoring of a round's artifacts (aslseg/select/scoring.py), on real shard files.

@@ -10,7 +10,7 @@ import torch
 from aslseg.seg2d.augment import Augmenter
 from aslseg.ssl.checkpoint import load_model, save_checkpoint
 from aslseg.seg2d.network import build_network, predict_probabilities
-from aslseg.seg2d.sampling import ForegroundBatchSampler, StratifiedBatchSampler
+from aslseg.seg2d.sampling import ForegroundBatchSampler, ShapeKeepingBatchSampler, StratifiedBatchSampler
 from aslseg.select.expand import expand, initial_list
 from aslseg.ssl.slices import SliceSet, load_round_slices, load_slices
 from aslseg.config import default_config
@@ -73,6 +73,30 @@ def test_rounds_keep_a_ground_truth_share_in_every_batch():
         StratifiedBatchSampler(has_tumor, is_truth, 8, 0.5, 1.5, np.random.default_rng(0))
 
 
+def test_with_negatives_a_round_keeps_round_0s_batch_shape():
+    """10 ground-truth slices (2 with tumor) beside 40 accepted slices (all tumor) and 60 negatives: every
+    batch has round 0's 4 tumor slots of 8, half of them ground truth; accepted slices fill only tumor slots,
+    negatives only the others, and the ground truth keeps half of those too."""
+    is_truth = np.r_[np.ones(10, dtype=bool), np.zeros(100, dtype=bool)]
+    has_tumor = np.r_[[True, True], np.zeros(8, dtype=bool), np.ones(40, dtype=bool), np.zeros(60, dtype=bool)]
+    sampler = ShapeKeepingBatchSampler(has_tumor, is_truth, batch_size=8, foreground_fraction=0.5, truth_share=0.5,
+                                       rng=np.random.default_rng(0))
+    batches = np.stack([sampler() for _ in range(200)])
+    accepted, negative = ~is_truth & has_tumor, ~is_truth & ~has_tumor
+    assert (has_tumor[batches].sum(axis=1) >= 4).all()
+    assert ((is_truth & has_tumor)[batches].sum(axis=1) >= 2).all()
+    assert (accepted[batches].sum(axis=1) == 2).all() and (negative[batches].sum(axis=1) == 2).all()
+    assert (is_truth[batches].sum(axis=1) == 4).all()
+    # the default sampler on the same slices: the pseudo half is drawn as a batch of its own, half of it tumor
+    stratified = StratifiedBatchSampler(has_tumor, is_truth, 8, 0.5, 0.5, np.random.default_rng(0))
+    assert np.mean([accepted[stratified()].sum() for _ in range(200)]) > 2.5
+    # no negatives: the rest slots are the ground truth's alone
+    only_accepted = ShapeKeepingBatchSampler(has_tumor[:50], is_truth[:50], 8, 0.5, 0.5, np.random.default_rng(0))
+    assert all(accepted[:50][only_accepted()].sum() == 2 for _ in range(20))
+    with pytest.raises(ValueError, match="share"):
+        ShapeKeepingBatchSampler(has_tumor, is_truth, 8, 0.5, -0.1, np.random.default_rng(0))
+
+
 def test_only_a_round_with_pseudo_labels_and_a_share_samples_by_source():
     slices = bright_square_slices(n=8)
     rng = np.random.default_rng(0)
@@ -80,6 +104,9 @@ def test_only_a_round_with_pseudo_labels_and_a_share_samples_by_source():
     pseudo = dataclasses.replace(slices, pseudo=np.arange(8) >= 4)
     assert isinstance(batch_sampler(pseudo, settings(), 0.5, rng), StratifiedBatchSampler)
     assert isinstance(batch_sampler(pseudo, settings(), None, rng), ForegroundBatchSampler)  # loop.truth_share null
+    negative = dataclasses.replace(pseudo, negative=np.arange(8) >= 6)
+    assert isinstance(batch_sampler(negative, settings(), 0.5, rng), ShapeKeepingBatchSampler)
+    assert isinstance(batch_sampler(negative, settings(), None, rng), ForegroundBatchSampler)
 
 
 @pytest.mark.parametrize("width", [32, 48])  # square and not: the rotation acts in pixels either way
@@ -363,6 +390,23 @@ def test_a_rounds_labeled_list_moves_accepted_slices_from_unlabeled_to_labeled(t
         assert np.array_equal(labeled.image[4], case["image"][2]) and np.array_equal(unlabeled.image[0], case["image"][0])
     with pytest.raises(ValueError, match="no image file"):
         load_round_slices(listed, images[:2], unlabeled_cases=[2, 3])
+
+
+def test_negatives_load_as_tumor_free_pseudo_labels(tmp_path):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "case-2.npz", image=rng.random((4, 8, 8), dtype=np.float32))
+    final = np.zeros((4, 8, 8), dtype=np.uint8)
+    final[1, :2, :2] = 1
+    np.savez(tmp_path / "pl3.npz", mask_2=final)
+    listed = pd.DataFrame({"case": [2, 2, 2], "position": [0, 1, 3], "source": ["negative", "pseudo", "negative"],
+                           "round_accepted": [0, 0, 0], "score": [1.0, 0.9, 0.4],
+                           "label_file": [str(tmp_path / "pl3.npz")] * 3})
+    labeled, unlabeled = load_round_slices(listed, [tmp_path / "case-2.npz"], unlabeled_cases=[2])
+    assert labeled.pseudo.tolist() == [True] * 3 and labeled.negative.tolist() == [True, False, True]
+    assert labeled.has_tumor().tolist() == [False, True, False] and unlabeled.position.tolist() == [2]
+    listed.loc[1, "source"] = "negative"  # a negative whose label has tumor: the list and the file disagree
+    with pytest.raises(ValueError, match=r"tumor-free slices .* has tumor: \[1\]"):
+        load_round_slices(listed, [tmp_path / "case-2.npz"], unlabeled_cases=[2])
 
 
 def test_each_accepted_slice_takes_its_label_from_the_file_its_row_names(tmp_path):

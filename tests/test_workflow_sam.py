@@ -35,8 +35,8 @@ TINY_STAGE2 = {
         "aslseg": {"ssl": {"method": "bcp"}, "loop": {"rounds": 2}},
         # no prompts in the liver's rim (off by default: the box runs keep it off)
         "aslseg_point": {"ssl": {"method": "bcp"}, "sam": {"prompt": "point", "max_rim_share": 0.5}, "loop": {"rounds": 1}},
-        # a warm-started round (off by default)
-        "aslseg_no_adapt": {"ssl": {"method": "bcp"}, "adapt": {"enabled": False},
+        # a warm-started round with negatives (both off by default)
+        "aslseg_no_adapt": {"ssl": {"method": "bcp"}, "adapt": {"enabled": False}, "select": {"negatives": True},
                             "loop": {"rounds": 1, "warm_start": True}},
         "aslseg_no_sam": {"ssl": {"method": "bcp"}, "sam": {"enabled": False}, "loop": {"rounds": 1},
                           "select": {"agreement_weight": 0.0, "sam_iou_weight": 0.0, "confidence_weight": 1.0,
@@ -184,8 +184,21 @@ def test_stage3_refines_scores_and_expands_the_labeled_list(stage2_run):
         if not judgement["use_an"]:
             assert all(np.array_equal(pl2[case], pl3[case]) for case in pl2)
     # Without AN, PL2 is scored as it is and is the label of the accepted slices.
-    no_adapt = pd.read_csv(next(results.glob("ssl/*/seed-0/sam-box-*/adapt-none/select-*/labeled_next_round.csv")))
-    assert all("/pl2/" in path for path in no_adapt.query("source == 'pseudo'")["label_file"])
+    no_adapt_dir = next(results.glob("ssl/*/seed-0/sam-box-*/adapt-none/select-*"))
+    no_adapt = pd.read_csv(no_adapt_dir / "labeled_next_round.csv")
+    assert all("/pl2/" in path for path in no_adapt.query("source != 'ground_truth'")["label_file"])
+    # select.negatives (its experiment's alone): beside the accepted slices, every liver slice whose final
+    # label is empty and that was not accepted joins as a negative
+    scores = pd.read_csv(no_adapt_dir / "scores.csv")
+    livers = {c: np.load(results / f"data/prepared/images/case-{c}.npz")["liver"].any(axis=(1, 2))
+              for c in split["unlabeled"]}
+    empty = scores[(scores["pl3_pixels"] == 0) & ~scores["accepted"]
+                   & np.array([bool(livers[c][p]) for c, p in zip(scores["case"], scores["position"])], dtype=bool)]
+    negatives = no_adapt.query("source == 'negative'")
+    assert scores["accepted"].any() and len(negatives) > 0
+    assert set(zip(negatives["case"], negatives["position"])) == set(zip(empty["case"], empty["position"]))
+    assert sum((pd.read_csv(path)["source"] == "negative").sum()
+               for path in results.glob("ssl/*/seed-0/sam-*/adapt-*/select-*/labeled_next_round.csv")) == len(negatives)
     assert not list(results.glob("ssl/*/seed-0/sam-*/adapt-none/pl3"))
     # Without SAM, PL1 is scored on its own confidence and is the label; no prompt or PL2 is made for it.
     no_sam = results.glob("ssl/*/seed-0/sam-none/adapt-none/select-*/")
@@ -280,6 +293,7 @@ def test_two_rounds_retrain_on_the_expanded_lists_and_evaluate_every_round(stage
     warm = summary[summary["experiment"] == "aslseg_no_adapt"].set_index("round")["run"]
     log = (results / f"logs/ssl_train/loop/{warm[1]}/seed-0/round-1.log").read_text()
     assert "warm start: training begins from round 0's model" in log
+    assert "negatives), " in log and "in round 0's shape" in log  # its selection's negatives
 
 
 def test_a_round_whose_selection_accepted_nothing_copies_the_previous_rounds_outputs(stage2_run):

@@ -5,6 +5,7 @@ import json
 import pandas as pd
 
 from aslseg.io import atomic_path
+from aslseg.select.expand import NEGATIVE, PSEUDO
 from aslseg.workflow import job_logging
 
 with job_logging(snakemake) as log:
@@ -20,7 +21,8 @@ with job_logging(snakemake) as log:
         line["selection_threshold"] = calibration["threshold"]  # fixed, or found on val (None: nothing accepted)
         line.update(quality["selection"])
         listed = pd.read_csv(row["labeled_list"])
-        line["next_round_pseudo_slices"] = int((listed["source"] == "pseudo").sum())
+        line["next_round_pseudo_slices"] = int((listed["source"] == PSEUDO).sum())
+        line["next_round_negatives"] = int((listed["source"] == NEGATIVE).sum())  # select.negatives
         if row["finetune_report"]:
             report = json.loads(open(row["finetune_report"]).read())
             line["sam_val_dice_zero_shot"] = report["zero_shot"][row["prompt"]]["dice"]

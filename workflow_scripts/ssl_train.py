@@ -7,7 +7,7 @@ import shutil
 import pandas as pd
 
 from aslseg.io import atomic_path
-from aslseg.select.expand import accepted_in
+from aslseg.select.expand import NEGATIVE, PSEUDO, accepted_in
 from aslseg.workflow import job_logging
 
 
@@ -47,7 +47,8 @@ def train_round(log) -> None:
         labeled_list = pd.read_csv(snakemake.input.labeled_list, keep_default_na=True)
         labeled, unlabeled = load_round_slices(labeled_list, [files.image(c) for c in split["labeled"] + split["unlabeled"]],
                                                split["unlabeled"])
-        n_pseudo = int((labeled_list["source"] == "pseudo").sum())
+        n_pseudo = int((labeled_list["source"] == PSEUDO).sum())
+        n_negative = int((labeled_list["source"] == NEGATIVE).sum())
         if unlabeled is None and METHODS[ssl["method"]].uses_unlabeled and split["unlabeled"]:
             # Every slice was accepted: the SSL loss still sees the unlabeled volumes' images (their labels
             # train through the list), rather than the method failing for want of unlabeled data.
@@ -57,15 +58,18 @@ def train_round(log) -> None:
     else:  # round 0: the split's labeled volumes
         labeled = load_slices([files.image(c) for c in split["labeled"]], [files.label(c) for c in split["labeled"]])
         unlabeled = load_slices([files.image(c) for c in split["unlabeled"]]) if split["unlabeled"] else None
-        n_pseudo = 0
+        n_pseudo = n_negative = 0
     val = [files.volume(c) for c in split["val"]]
     truth_share = snakemake.params.loop.get("truth_share")
     if n_pseudo:
         log.info("labeled batches: %s", "one pool of ground truth and pseudo labels" if truth_share is None
-                 else f"at least a share of {truth_share:g} from the ground truth, the rest pseudo-labeled")
+                 else f"at least a share of {truth_share:g} from the ground truth, the rest pseudo-labeled"
+                 + (" (in round 0's shape: accepted slices in tumor slots, negatives in the others)" if n_negative
+                    else ""))
     device = default_device()
-    log.info("%s on %s: %d labeled slices (%d pseudo-labeled), %d unlabeled slices, %d val volumes", ssl["method"],
-             device, len(labeled), n_pseudo, len(unlabeled) if unlabeled else 0, len(val))
+    log.info("%s on %s: %d labeled slices (%d pseudo-labeled%s), %d unlabeled slices, %d val volumes", ssl["method"],
+             device, len(labeled), n_pseudo, f", {n_negative} negatives" if n_negative else "",
+             len(unlabeled) if unlabeled else 0, len(val))
     start_from = None
     if snakemake.params.loop.get("warm_start"):
         start_from = load_weights(snakemake.input.previous_model)

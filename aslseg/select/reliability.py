@@ -300,9 +300,11 @@ def selection_settings(select: dict) -> dict:
     """The part of config `select` a selection depends on: the calibration keys under rule "calibrated" (and
     not the fixed threshold or fraction), the others under the other rules. It names a selection and reaches
     rule score, so editing `precision` reruns no threshold selection and editing `threshold` no calibrated one
-    (and a threshold selection keeps the name it had before the calibrated rule existed)."""
+    (and a threshold selection keeps the name it had before the calibrated rule existed). `negatives` enters
+    only when on, so a selection keeps the name it had before that option existed."""
     unused = FIXED_RULE_KEYS if select.get("rule") == "calibrated" else CALIBRATION_KEYS
-    return {key: value for key, value in select.items() if key not in unused}
+    return {key: value for key, value in select.items()
+            if key not in unused and not (key == "negatives" and value is False)}
 
 
 @dataclass(frozen=True)
@@ -321,6 +323,7 @@ class SelectSettings:
     precision: float | None = None  # share of accepted val slices that must be right, rule "calibrated"
     precision_confidence: float | None = None  # confidence of the lower bound that must reach `precision`
     min_val_slices: int | None = None  # fewest val slices a calibrated threshold may rest on
+    negatives: bool = False  # the next round's list also takes tumor-free pseudo labels (aslseg/select/expand.py)
 
     def __post_init__(self):
         if self.rule not in SELECTION_RULES:
@@ -337,8 +340,9 @@ class SelectSettings:
         if self.rule == "calibrated" and (not isinstance(self.min_val_slices, int) or self.min_val_slices < 1):
             raise ValueError(
                 f"select.min_val_slices must be an integer >= 1 for rule 'calibrated', got {self.min_val_slices!r}")
-        if not isinstance(self.accept_empty, bool):
-            raise ValueError(f"select.accept_empty must be true or false, got {self.accept_empty!r}")
+        for name in ("accept_empty", "negatives"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"select.{name} must be true or false, got {getattr(self, name)!r}")
         _weights(self.weights)
 
     @property
@@ -355,6 +359,7 @@ class SelectSettings:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown, missing = set(section) - names, names - set(section)
         missing -= set(FIXED_RULE_KEYS if section.get("rule") == "calibrated" else CALIBRATION_KEYS)
+        missing -= {"negatives"}  # selection_settings leaves it out when off
         if unknown or missing:
             raise KeyError(f"select settings: unknown {sorted(unknown)}, missing {sorted(missing)}")
         return cls(**section)

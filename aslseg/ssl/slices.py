@@ -10,7 +10,7 @@ import pandas as pd
 
 from aslseg.pseudo_labels import read_masks
 from aslseg.prepared import case_id_of
-from aslseg.select.expand import GROUND_TRUTH, PSEUDO, check_list
+from aslseg.select.expand import GROUND_TRUTH, NEGATIVE, check_list
 
 
 @dataclass(frozen=True)
@@ -19,8 +19,9 @@ class SliceSet:
     case_id: np.ndarray  # int (N,): the volume each slice comes from
     position: np.ndarray  # int (N,): the slice's index inside its prepared case
     tumor: np.ndarray | None  # uint8 (N, H, W); None for unlabeled slices
-    pseudo: np.ndarray | None = None  # bool (N,): the label is an accepted pseudo label; None: none is
+    pseudo: np.ndarray | None = None  # bool (N,): the label is a pseudo label (accepted, or a negative); None: none is
     liver: np.ndarray | None = None  # uint8 (N, H, W): the known liver region (incl. tumor) where SS(.) predicts
+    negative: np.ndarray | None = None  # bool (N,): of those, a negative (select.negatives); None: none is
 
     def __len__(self) -> int:
         return len(self.image)
@@ -68,9 +69,8 @@ def _concat(parts: list[SliceSet]) -> SliceSet:
     labeled = [p.tumor is not None for p in parts]
     if any(labeled) and not all(labeled):
         raise ValueError("cannot join labeled and unlabeled slice sets")
-    pseudo = None
-    if all(labeled) and any(p.pseudo is not None for p in parts):
-        pseudo = np.concatenate([p.pseudo if p.pseudo is not None else np.zeros(len(p), dtype=bool) for p in parts])
+    pseudo = _joined_flags(parts, "pseudo") if all(labeled) else None
+    negative = _joined_flags(parts, "negative") if all(labeled) else None
     return SliceSet(
         image=np.concatenate([p.image for p in parts]),
         case_id=np.concatenate([p.case_id for p in parts]),
@@ -78,22 +78,34 @@ def _concat(parts: list[SliceSet]) -> SliceSet:
         tumor=np.concatenate([p.tumor for p in parts]) if all(labeled) else None,
         pseudo=pseudo,
         liver=np.concatenate([p.liver for p in parts]) if all(p.liver is not None for p in parts) else None,
+        negative=negative,
     )
 
 
-def _take(slices: SliceSet, rows: np.ndarray, pseudo_tumor: np.ndarray | None = None) -> SliceSet:
-    """Some rows of unlabeled slices, with pseudo labels when `pseudo_tumor` is given."""
+def _joined_flags(parts: list[SliceSet], field: str) -> np.ndarray | None:
+    """A per-slice flag of joined sets: False where a part does not carry it, None where none does."""
+    if all(getattr(p, field) is None for p in parts):
+        return None
+    return np.concatenate([getattr(p, field) if getattr(p, field) is not None else np.zeros(len(p), dtype=bool)
+                           for p in parts])
+
+
+def _take(slices: SliceSet, rows: np.ndarray, pseudo_tumor: np.ndarray | None = None,
+          negative: np.ndarray | None = None) -> SliceSet:
+    """Some rows of unlabeled slices, with pseudo labels when `pseudo_tumor` is given (`negative` flags those
+    that are negatives)."""
     pseudo = None if pseudo_tumor is None else np.ones(len(rows), dtype=bool)
     return SliceSet(slices.image[rows], slices.case_id[rows], slices.position[rows], pseudo_tumor, pseudo,
-                    None if slices.liver is None else slices.liver[rows])
+                    None if slices.liver is None else slices.liver[rows], negative)
 
 
 def load_round_slices(
     labeled_list: pd.DataFrame, image_paths: list[str | Path], unlabeled_cases: list[int]
 ) -> tuple[SliceSet, SliceSet | None]:
     """The training slices of a round from its labeled list (aslseg.select.expand): labeled = the ground-truth
-    volumes' slices plus every accepted pseudo-labeled slice (`pseudo` set), its mask read from the PL3 shard
-    file the list names; unlabeled = the slices of `unlabeled_cases` that the list does not hold (None when there are none).
+    volumes' slices plus every accepted pseudo-labeled slice and negative (`pseudo` set; `negative` too for a
+    negative, whose mask must be empty), its mask read from the PL3 shard file the list names; unlabeled = the
+    slices of `unlabeled_cases` that the list does not hold (None when there are none).
 
     Only the label files that the list names are read, so the unlabeled volumes' ground truth never is."""
     check_list(labeled_list)
@@ -107,7 +119,7 @@ def load_round_slices(
     if len(truth_files):
         cases = [int(c) for c in truth_files.index]
         parts.append(load_slices([images[c] for c in cases], [truth_files[c] for c in cases]))
-    pseudo = labeled_list[labeled_list["source"] == PSEUDO]
+    pseudo = labeled_list[labeled_list["source"] != GROUND_TRUTH]
     # Read per file, not merged by case: from round 2 on, one case's slices are listed with the PL3 files of
     # different rounds, and each slice takes its label from the file its row names.
     masks = {path: read_masks([path]) for path in sorted(set(pseudo["label_file"]))}
@@ -124,7 +136,12 @@ def load_round_slices(
                                  f"{slices.image.shape}")
             if positions.max() >= len(slices):
                 raise ValueError(f"case {case}: the labeled list names slice {positions.max()} of {len(slices)}")
-            parts.append(_take(slices, positions, masks[path][case][positions].astype(np.uint8)))
+            mask = masks[path][case][positions].astype(np.uint8)
+            negative = from_file["source"].to_numpy() == NEGATIVE
+            if mask[negative].any():
+                raise ValueError(f"case {case}: the labeled list names tumor-free slices whose label in {path} "
+                                 f"has tumor: {positions[negative & mask.reshape(len(mask), -1).any(axis=1)].tolist()}")
+            parts.append(_take(slices, positions, mask, negative if negative.any() else None))
         listed = rows["position"].to_numpy(dtype=np.int64)
         rest = np.setdiff1d(np.arange(len(slices)), listed)
         if case in unlabeled_cases and len(rest):

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from aslseg.seg2d.augment import Augmenter
-from aslseg.seg2d.sampling import ForegroundBatchSampler, StratifiedBatchSampler
+from aslseg.seg2d.sampling import ForegroundBatchSampler, ShapeKeepingBatchSampler, StratifiedBatchSampler
 from aslseg.seg2d.training import TrainResult, fit
 from aslseg.ssl.evaluation import Volume, mean_dice_with_tumor
 from aslseg.ssl.methods import METHODS, Batch
@@ -34,7 +34,7 @@ def train(
 ) -> TrainResult:
     """Train SS(.) with `method` on labeled slices (and unlabeled ones, for SSL methods). With `truth_share`
     and pseudo-labeled slices among the labeled ones, at least that share of every labeled batch is ground
-    truth (StratifiedBatchSampler). With `start_from` (a state dict of the same network) training begins from
+    truth (`batch_sampler`). With `start_from` (a state dict of the same network) training begins from
     those weights (Method.start_from)."""
     settings, precision = settings.on_device(device)
     torch.manual_seed(seed)
@@ -79,8 +79,12 @@ def train(
 
 def batch_sampler(labeled: SliceSet, settings: TrainSettings, truth_share: float | None, rng: np.random.Generator):
     """The labeled batches' sampler: ground truth and pseudo labels drawn apart when both are present and a
-    share is asked for, else one pool (round 0 draws exactly as before rounds existed)."""
+    share is asked for -- in round 0's batch shape when the list holds negatives (ShapeKeepingBatchSampler) --
+    else one pool (round 0 draws exactly as before rounds existed)."""
     if truth_share is not None and labeled.pseudo is not None and labeled.pseudo.any():
+        if labeled.negative is not None and labeled.negative.any():
+            return ShapeKeepingBatchSampler(labeled.has_tumor(), ~labeled.pseudo, settings.batch_size,
+                                            settings.foreground_fraction, truth_share, rng)
         return StratifiedBatchSampler(labeled.has_tumor(), ~labeled.pseudo, settings.batch_size,
                                       settings.foreground_fraction, truth_share, rng)
     return ForegroundBatchSampler(labeled.has_tumor(), settings.batch_size, settings.foreground_fraction, rng)
