@@ -392,7 +392,8 @@ def test_negatives_join_only_beside_accepted_slices():
     nothing = expand(round0(), selection([(5, 0, 0.1, False)]), 0, files, {9}, negatives=negatives([(6, 0, 0.5)]))
     pd.testing.assert_frame_equal(nothing, round0())
     # negatives already listed keep their row; forbidden and ground-truth cases are refused as for accepted slices
-    again = expand(after, selection([(7, 0, 0.9, True)]), 1, files, {9}, negatives=negatives([(6, 0, 0.1), (7, 1, 0.2)]))
+    again = expand(after, selection([(7, 0, 0.9, True)]), 1, files, {9},
+                   negatives=negatives([(6, 0, 0.1), (7, 1, 0.2)]))
     assert again.loc[(again["case"] == 6), "round_accepted"].tolist() == [0]
     assert again.loc[(again["case"] == 7), "source"].tolist() == ["pseudo", "negative"]
     for bad, match in (((9, 0, 0.5), "forbidden"), ((3, 0, 0.5), "ground-truth")):

@@ -5,7 +5,8 @@ cleanly against the previous one:
 
 - ``source`` is ``ground_truth`` (a slice of a labeled volume), ``pseudo`` (accepted by reliability
   thresholding) or ``negative`` (with `select.negatives`: a liver slice of an unlabeled volume whose final
-  pseudo label is empty and which the selection did not accept, a tumor-free pseudo label; see `negatives`);
+  pseudo label is empty and which the selection did not accept, a tumor-free pseudo label; see
+  `tumor_free_slices`);
 - ``round_accepted`` is the round whose selection accepted the slice; slices accepted by round r's selection
   are in the list of round r + 1, so round 0 is a real acceptance round, and ground truth takes -1 (never
   accepted by a selection) rather than 0, which would be ambiguous;
