@@ -33,11 +33,13 @@ TINY_STAGE2 = {
     "experiments": {
         "supervised": {"ssl": {"method": "supervised"}, "loop": {"rounds": 0}},
         "aslseg": {"ssl": {"method": "bcp"}, "loop": {"rounds": 2}},
-        # no prompts in the liver's rim (off by default: the box runs keep it off)
+        # no prompts in the liver's rim (off by default: aslseg's box run keeps it off)
         "aslseg_point": {"ssl": {"method": "bcp"}, "sam": {"prompt": "point", "max_rim_share": 0.5}, "loop": {"rounds": 1}},
-        # a warm-started round with negatives (both off by default)
-        "aslseg_no_adapt": {"ssl": {"method": "bcp"}, "adapt": {"enabled": False}, "select": {"negatives": True},
-                            "loop": {"rounds": 1, "warm_start": True}},
+        # a warm-started round with negatives (both off by default). Box prompts with the rim rule leave some
+        # liver slices with an empty final label (without it none is in this tiny run), and a lower threshold
+        # keeps the round accepting slices, the negatives' precondition.
+        "aslseg_no_adapt": {"ssl": {"method": "bcp"}, "adapt": {"enabled": False}, "sam": {"max_rim_share": 0.5},
+                            "select": {"negatives": True, "threshold": 0.3}, "loop": {"rounds": 1, "warm_start": True}},
         "aslseg_no_sam": {"ssl": {"method": "bcp"}, "sam": {"enabled": False}, "loop": {"rounds": 1},
                           "select": {"agreement_weight": 0.0, "sam_iou_weight": 0.0, "confidence_weight": 1.0,
                                      "threshold": 0.5}},
@@ -108,13 +110,17 @@ def test_pseudo_label_2_follows_the_prompts_of_pseudo_label_1(stage2_run):
     summary = summary[summary["round"] == 0]
     assert summary["run"].nunique() == 1  # every variant refines the same Stage I model's PL1
     run = summary["run"].iloc[0]
-    rim_rule = {"box": None, "point": TINY_STAGE2["experiments"]["aslseg_point"]["sam"]["max_rim_share"]}
-    n_prompts = {prompt: json.loads(next(results.glob(f"ssl/{run}/seed-0/sam-{prompt}-*/prompts/shard-0.json"))
-                                    .read_text())["n_prompts"] for prompt in rim_rule}
-    assert 0 < n_prompts["point"] < n_prompts["box"]  # one prompt per component; the rule drops some
-    for (prompt, max_rim_share), shard in itertools.product(rim_rule.items(), (0,)):
-        folder = next(results.glob(f"ssl/{run}/seed-0/sam-{prompt}-*"))
+    # aslseg's box run (the defaults: no rim rule), aslseg_no_adapt's and aslseg_point's (rim rule)
+    folders = sorted(results.glob(f"ssl/{run}/seed-0/sam-box-*")) + sorted(results.glob(f"ssl/{run}/seed-0/sam-point-*"))
+    settings = {folder: json.loads((folder / "prompts/shard-0.json").read_text())["settings"] for folder in folders}
+    rules = {(s["prompt"], s.get("max_rim_share")): folder for folder, s in settings.items()}
+    assert sorted(rules, key=str) == [("box", 0.5), ("box", None), ("point", 0.5)]
+    n_prompts = {rule: json.loads((folder / "prompts/shard-0.json").read_text())["n_prompts"] for rule, folder in rules.items()}
+    # one prompt per component (of at least 4 pixels); the rim rule drops some, for both prompt types alike
+    assert 0 < n_prompts[("point", 0.5)] == n_prompts[("box", 0.5)] < n_prompts[("box", None)]
+    for folder, shard in itertools.product(folders, (0,)):
         prompts = json.loads((folder / f"prompts/shard-{shard}.json").read_text())
+        max_rim_share, min_pixels = prompts["settings"].get("max_rim_share"), prompts["settings"]["min_component_pixels"]
         components = pd.read_csv(folder / f"pl2/shard-{shard}.csv")
         assert len(components) == prompts["n_prompts"]
         with np.load(folder / f"pl2/shard-{shard}.npz") as pl2, np.load(
@@ -133,7 +139,7 @@ def test_pseudo_label_2_follows_the_prompts_of_pseudo_label_1(stage2_run):
                 for position in range(len(pl2[key])):
                     # a prompt for every PL1 component big enough and not lying mostly in the liver's rim
                     kept = off_rim(pl1[key][position], liver[position], pixel_mm, max_rim_share)
-                    expected = [int(c.sum()) for c in mask_components(kept, min_pixels=4)]
+                    expected = [int(c.sum()) for c in mask_components(kept, min_pixels=min_pixels)]
                     assert areas.get((case, position), []) == sorted(expected)
                     if (case, position) not in prompted:  # no PL1 component: no prompt, empty PL2
                         assert not pl2[key][position].any()
