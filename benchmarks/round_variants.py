@@ -98,6 +98,7 @@ def variant_lists(select_dir: Path, labels_dir: Path, round_index: int) -> tuple
     negatives = in_liver.drop(eligible.index, errors="ignore")  # PL1 and the final label both empty
     rejected = in_liver[in_liver.final_pixels == 0]  # the final label empty, PL1 empty or not
     # the selection may have accepted some of those already (an empty final label can score high)
+    scores = pd.read_csv(select_dir / "scores.csv")
     taken = set(zip(accepted["case"], accepted["position"]))
     negatives, rejected = (
         frame[np.array([(c, p) not in taken for c, p in zip(frame.case, frame.position)], dtype=bool)]
@@ -109,8 +110,7 @@ def variant_lists(select_dir: Path, labels_dir: Path, round_index: int) -> tuple
         "all_right": with_slices(eligible[eligible["right"]]),
         "with_negatives": with_slices(pd.concat([accepted, negatives[["case", "position", "score"]]], ignore_index=True)),
         "with_rejected": with_slices(pd.concat([accepted, rejected[["case", "position", "score"]]], ignore_index=True)),
-        "negatives": expand(before, pd.read_csv(select_dir / "scores.csv"), round_index, files, set(),
-                            negatives=tumor_free_slices(pd.read_csv(select_dir / "scores.csv"), livers)),
+        "negatives": expand(before, scores, round_index, files, set(), negatives=tumor_free_slices(scores, livers)),
     }
     return lists, set(right[right].index)
 

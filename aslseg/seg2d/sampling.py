@@ -51,9 +51,7 @@ class StratifiedBatchSampler:
         self.parts = []
         truth, pseudo = np.flatnonzero(is_truth), np.flatnonzero(~is_truth)
         if len(truth) and len(pseudo):
-            share = max(truth_share, len(truth) / (len(truth) + len(pseudo)))
-            n_truth = batch_size if share == 1 else min(max(int(round(batch_size * share)), 1), batch_size - 1)
-            sizes = [(truth, n_truth), (pseudo, batch_size - n_truth)]
+            sizes = list(zip((truth, pseudo), _split_slots(batch_size, truth, pseudo, truth_share)))
         else:
             sizes = [(truth if len(truth) else pseudo, batch_size)]
         for rows, size in sizes:
@@ -95,14 +93,13 @@ class ShapeKeepingBatchSampler:
 
 
 def _split_slots(count: int, truth: np.ndarray, pseudo: np.ndarray, truth_share: float) -> tuple[int, int]:
-    """`count` slots as (ground truth, pseudo labels): StratifiedBatchSampler's split, all to one side when
-    the other has no slices."""
+    """`count` slots as (ground truth, pseudo labels): at least `truth_share` (or the ground truth's own share
+    of the slices, when more) to the ground truth, rounded, at least one slot to each side when there are two;
+    all to one side when the other has no slices."""
     if count == 0 or not len(pseudo):
         return count, 0
     if not len(truth):
         return 0, count
     share = max(truth_share, len(truth) / (len(truth) + len(pseudo)))
-    n_truth = min(count, max(1, int(round(count * share))))
-    if share < 1 and count >= 2:
-        n_truth = min(n_truth, count - 1)
+    n_truth = count if share == 1 else min(max(int(round(count * share)), 1), count - 1)
     return n_truth, count - n_truth
