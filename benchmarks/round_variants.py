@@ -5,7 +5,8 @@ model's test metrics:
 
 - ``own_list``: this round's list, nothing added (with --warm-start: the round's own method trained on for as
   many more steps as a warm-started round gets, the baseline that such a round must beat);
-- ``as_run``: the list the workflow built (this round's list plus every slice the selection accepted);
+- ``as_run``: the list the workflow built (this round's list plus every slice the selection accepted, and the
+  negatives beside them with `select.negatives`);
 - ``accepted_right``: the same, keeping only accepted slices whose final label is right (slice Dice with the
   hidden ground truth >= aslseg.metrics.CORRECT_SLICE_DICE): this selection without its mistakes;
 - ``all_right``: this round's list plus every eligible slice (PL1 or the final label non-empty) whose final
@@ -70,8 +71,10 @@ def final_label_files(select_dir: Path) -> dict[int, str]:
 def variant_lists(select_dir: Path, labels_dir: Path, round_index: int) -> tuple[dict[str, pd.DataFrame], set]:
     """The variants' labeled lists, and the (case, position) of every slice whose final label is right."""
     built = pd.read_csv(select_dir / "labeled_next_round.csv")
-    new = (built["source"] == PSEUDO) & (built["round_accepted"] == round_index)
-    before = built[~new]
+    check_list(built)
+    this_round = built["round_accepted"] == round_index
+    # the round's own list: without what this round added (accepted slices, and negatives if select.negatives)
+    before = built[~this_round]
     slices = slice_features(select_dir, labels_dir).set_index(["case", "position"])
     files = final_label_files(select_dir)
 
@@ -85,7 +88,7 @@ def variant_lists(select_dir: Path, labels_dir: Path, round_index: int) -> tuple
         check_list(table)
         return table
 
-    accepted = built[new]
+    accepted = built[this_round & (built["source"] == PSEUDO)]
     right = slices["right"]
     # a boolean array, not a list: an empty list would select columns when the round accepted nothing
     accepted_right = accepted[np.array([bool(right[(c, p)]) for c, p in zip(accepted["case"], accepted["position"])],
@@ -105,7 +108,7 @@ def variant_lists(select_dir: Path, labels_dir: Path, round_index: int) -> tuple
         for frame in (negatives, rejected))
     lists = {
         "own_list": with_slices(accepted.iloc[0:0]),
-        "as_run": with_slices(accepted),
+        "as_run": built,  # exactly what the workflow trains next (with its negatives, if any)
         "accepted_right": with_slices(accepted_right),
         "all_right": with_slices(eligible[eligible["right"]]),
         "with_negatives": with_slices(pd.concat([accepted, negatives[["case", "position", "score"]]], ignore_index=True)),
