@@ -142,17 +142,23 @@ def test_an_is_named_by_exactly_the_keys_its_training_reads():
 # loop were renamed on purpose when ssl.loss_in_liver changed what Stage I trains (from bcp-595531e8cc and
 # bcp-65bc89d16c); select and loop when select.precision_confidence changed which slices are accepted (from
 # 49dc21efc0 and bcp-02ff5291a8), and again when the score took in SAM's IoU and AN's confidence and the
-# calibrated precision rose to 0.6 (from 716dcd7295 and bcp-76fa1d4138). sam.max_rim_share, off by default,
-# renames nothing, nor does loop.warm_start, off by default.
-DEFAULT_NAMES = {"ssl": "bcp-590b5e4de8", "embed": "91078f3bef", "tune": "891038bcaf", "samrun": "box-a579728ebb",
-                 "synth": "c1667e1702", "adapt": "87033c9142", "adaptrun": "7010544099", "select": "b7356c47bd",
-                 "loop": "bcp-3331e8686e"}
+# calibrated precision rose to 0.6 (from 716dcd7295 and bcp-76fa1d4138). samrun, synth, adapt, adaptrun and loop
+# when sam.max_rim_share became 0.5 by default (from box-a579728ebb, c1667e1702, 87033c9142, 7010544099 and
+# bcp-3331e8686e): the names the option had before, so folders made with it keep theirs. loop.warm_start and
+# select.negatives, off by default, rename nothing.
+DEFAULT_NAMES = {"ssl": "bcp-590b5e4de8", "embed": "91078f3bef", "tune": "891038bcaf", "samrun": "box-933991a00c",
+                 "synth": "e2defc8739", "adapt": "019d2cb164", "adaptrun": "7cdaf5fb2a", "select": "b7356c47bd",
+                 "loop": "bcp-1cab0b6e3b"}
 
 
 def test_the_default_configs_artifacts_keep_their_names():
     assert names(effective(ssl={"method": "bcp"})) == DEFAULT_NAMES
     warm = names(effective(ssl={"method": "bcp"}, loop={"warm_start": True}))
     assert warm["loop"] != DEFAULT_NAMES["loop"] and warm["ssl"] == DEFAULT_NAMES["ssl"]
+    # every PL1 component prompted, the default until session 26: the names it had then
+    every_component = names(effective(ssl={"method": "bcp"}, sam={"max_rim_share": None}))
+    assert every_component == {**DEFAULT_NAMES, "samrun": "box-a579728ebb", "synth": "c1667e1702",
+                               "adapt": "87033c9142", "adaptrun": "7010544099", "loop": "bcp-3331e8686e"}
     assert artifacts.LiverStage.of(default_config()).key == "24086e9002"
 
 

@@ -33,7 +33,8 @@ TINY_STAGE2 = {
     "experiments": {
         "supervised": {"ssl": {"method": "supervised"}, "loop": {"rounds": 0}},
         "aslseg": {"ssl": {"method": "bcp"}, "loop": {"rounds": 2}},
-        # no prompts in the liver's rim (off by default: aslseg's box run keeps it off)
+        # no prompts in the liver's rim (sam.max_rim_share, 0.5 by default). This tiny run's base config
+        # prompts every component (below), so that both paths run: aslseg's box run prompts every one
         "aslseg_point": {"ssl": {"method": "bcp"}, "sam": {"prompt": "point", "max_rim_share": 0.5}, "loop": {"rounds": 1}},
         # a warm-started round with negatives (both off by default). Box prompts with the rim rule leave some
         # liver slices with an empty final label (without it none is in this tiny run), and a lower threshold
@@ -58,7 +59,9 @@ TINY_STAGE2 = {
                     "tumor_free_fraction": 0.0, "tumor_diameter_mm": [15, 30]},
     },
     "resources": {"infer": {"shards": 1}},  # fewer jobs; sharded inference is covered by the Stage I tests
-    "sam": {"shards": 2, "finetune": {"iterations": 3, "batch_size": 2}},  # sharded embedding, as on a cluster
+    # sharded embedding, as on a cluster; every PL1 component prompted (the default until session 26) unless an
+    # experiment sets the rim rule, so that aslseg's rounds keep the labels their tests were written against
+    "sam": {"shards": 2, "finetune": {"iterations": 3, "batch_size": 2}, "max_rim_share": None},
     "adapt": {"iterations": 4, "batch_size": 2, "features": [4, 4, 8, 8, 16, 4], "val_every": 2},
     # Agreement alone at 0.5: with the default score this tiny run's round 1 accepts nothing, and these tests need
     # both rounds to accept slices (aslseg_calibrated scores with the default weights and SAM's IoUs).
@@ -110,7 +113,8 @@ def test_pseudo_label_2_follows_the_prompts_of_pseudo_label_1(stage2_run):
     summary = summary[summary["round"] == 0]
     assert summary["run"].nunique() == 1  # every variant refines the same Stage I model's PL1
     run = summary["run"].iloc[0]
-    # aslseg's box run (the defaults: no rim rule), aslseg_no_adapt's and aslseg_point's (rim rule)
+    # aslseg's box run (every component prompted, as this tiny run's base config sets), aslseg_no_adapt's and
+    # aslseg_point's (the rim rule, the default config's)
     folders = sorted(results.glob(f"ssl/{run}/seed-0/sam-box-*")) + sorted(results.glob(f"ssl/{run}/seed-0/sam-point-*"))
     settings = {folder: json.loads((folder / "prompts/shard-0.json").read_text())["settings"] for folder in folders}
     rules = {(s["prompt"], s.get("max_rim_share")): folder for folder, s in settings.items()}

@@ -7,9 +7,10 @@ components have most of their pixels within RIM_MM of the liver's edge, and 4% o
 phantom drawn differently two thirds, 4% (docs/BENCHMARKS.md). Prompting SAM there turns an artifact into a
 confident, lesion-shaped pseudo label.
 
-The rule (config sam.max_rim_share; off by default: it cleans the pseudo labels, but round 1 on the CPU
-default is not better for it) is applied wherever SAM is prompted from a PL1, real or synthetic (AN's
-training data replays the SAM run), and never to ground truth (the decoder's fine-tuning).
+The rule (config sam.max_rim_share, 0.5 by default: it cleans the pseudo labels, and round 1 is better for it
+on both phantoms the defaults were not tuned on, though not on the CPU default itself; docs/BENCHMARKS.md) is
+applied wherever SAM is prompted from a PL1, real or synthetic (AN's training data replays the SAM run), and
+never to ground truth (the decoder's fine-tuning).
 """
 
 from __future__ import annotations
