@@ -5,7 +5,6 @@ retraining, the ablations without AN and without SAM, and what reruns when."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 from pathlib import Path
@@ -116,14 +115,14 @@ def test_pseudo_label_2_follows_the_prompts_of_pseudo_label_1(stage2_run):
     # aslseg's box run (every component prompted, as this tiny run's base config sets), aslseg_no_adapt's and
     # aslseg_point's (the rim rule, the default config's)
     folders = sorted(results.glob(f"ssl/{run}/seed-0/sam-box-*")) + sorted(results.glob(f"ssl/{run}/seed-0/sam-point-*"))
-    settings = {folder: json.loads((folder / "prompts/shard-0.json").read_text())["settings"] for folder in folders}
-    rules = {(s["prompt"], s.get("max_rim_share")): folder for folder, s in settings.items()}
-    assert sorted(rules, key=str) == [("box", 0.5), ("box", None), ("point", 0.5)]
-    n_prompts = {rule: json.loads((folder / "prompts/shard-0.json").read_text())["n_prompts"] for rule, folder in rules.items()}
+    shard = 0  # the tiny run has one shard
+    prompt_files = {folder: json.loads((folder / f"prompts/shard-{shard}.json").read_text()) for folder in folders}
+    by_rule = {(p["settings"]["prompt"], p["settings"].get("max_rim_share")): p for p in prompt_files.values()}
+    assert sorted(by_rule, key=str) == [("box", 0.5), ("box", None), ("point", 0.5)]
+    n_prompts = {rule: p["n_prompts"] for rule, p in by_rule.items()}
     # one prompt per component (of at least 4 pixels); the rim rule drops some, for both prompt types alike
     assert 0 < n_prompts[("point", 0.5)] == n_prompts[("box", 0.5)] < n_prompts[("box", None)]
-    for folder, shard in itertools.product(folders, (0,)):
-        prompts = json.loads((folder / f"prompts/shard-{shard}.json").read_text())
+    for folder, prompts in prompt_files.items():
         max_rim_share, min_pixels = prompts["settings"].get("max_rim_share"), prompts["settings"]["min_component_pixels"]
         components = pd.read_csv(folder / f"pl2/shard-{shard}.csv")
         assert len(components) == prompts["n_prompts"]
