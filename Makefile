@@ -22,7 +22,7 @@ run: $(INSTALLED)
 	@$(BIN)/python -c 'import pandas as pd; t = pd.read_csv("results/summary.csv"); \
 	print("\nresults/summary.csv (test set, means over test volumes):"); \
 	print(t[["experiment", "round", "seed", "dice", "jaccard", "hd95_mm", "asd_mm", "lesion_sensitivity", \
-	"lesion_precision", "fp_volume_ml_tumor_free", "dice_predicted_liver", "liver_dice"]].to_string(index=False))'
+	"lesion_precision", "false_lesions", "fp_volume_ml_tumor_free", "dice_predicted_liver", "liver_dice"]].to_string(index=False))'
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest

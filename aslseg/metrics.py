@@ -215,6 +215,9 @@ def summarize(rows: list[dict] | pd.DataFrame) -> dict:
     - ``lesion_sensitivity`` = sum(detected_lesions) / sum(gt_lesions) and ``lesion_precision`` =
       sum(true_pred_lesions) / sum(pred_lesions), pooled over all cases. A rate with a zero denominator
       is None (undefined, not a perfect 1.0); the counts beside it say why.
+    - ``false_lesions`` = sum(pred_lesions - true_pred_lesions) over all cases (the misdetections that
+      lesion_precision is a rate of) and ``false_lesions_tumor_free`` = sum(pred_lesions) over the tumor-free
+      cases, where every predicted lesion is false.
     - ``fp_volume_ml_tumor_free`` = sum of pred_volume_ml over tumor-free cases, ``n_tumor_free`` = their
       number.
     - ``global_dice`` = 2 * sum(intersection) / (sum(gt_voxels) + sum(pred_voxels)) over all cases; 1.0
@@ -235,6 +238,8 @@ def summarize(rows: list[dict] | pd.DataFrame) -> dict:
     summary.update(totals)
     summary["lesion_sensitivity"] = _ratio_or_none(totals["detected_lesions"], totals["gt_lesions"])
     summary["lesion_precision"] = _ratio_or_none(totals["true_pred_lesions"], totals["pred_lesions"])
+    summary["false_lesions"] = totals["pred_lesions"] - totals["true_pred_lesions"]
+    summary["false_lesions_tumor_free"] = int(df.loc[gt_empty, "pred_lesions"].sum())
     summary["fp_volume_ml_tumor_free"] = float(df.loc[gt_empty, "pred_volume_ml"].sum())
     summary["n_tumor_free"] = int(gt_empty.sum())
     voxel_sum = int(df["gt_voxels"].sum() + df["pred_voxels"].sum())

@@ -163,6 +163,8 @@ def test_summarize_pooled_numbers():
     assert summary["lesion_sensitivity"] == pytest.approx(3 / 4)
     assert summary["lesion_precision"] == pytest.approx(3 / 5)
     assert summary["fp_volume_ml_tumor_free"] == pytest.approx(72 / 1000)
+    # false lesions: case 0's one false of 3, case 2's false alarm (the only lesion on a tumor-free case)
+    assert summary["false_lesions"] == 2 and summary["false_lesions_tumor_free"] == 1
     inter = rows[0]["intersection_voxels"] + 72
     voxels = sum(r["gt_voxels"] + r["pred_voxels"] for r in rows)
     assert summary["global_dice"] == pytest.approx(2 * inter / voxels)
@@ -175,6 +177,7 @@ def test_summarize_undefined_rates_are_none_not_nan():
     assert summary["n_cases"] == 0 and summary["dice_mean"] is None and summary["dice_std"] is None
     assert summary["lesion_sensitivity"] is None and summary["lesion_precision"] is None
     assert summary["global_dice"] == 1.0 and summary["fp_volume_ml_tumor_free"] == 0.0
+    assert summary["false_lesions"] == 0 and summary["false_lesions_tumor_free"] == 0
 
 
 def test_the_one_dice_formula_and_its_empty_mask_rule():

@@ -133,6 +133,9 @@ def test_stage1_trains_evaluates_and_summarizes_every_target(phantom_run):
         cases = pd.read_csv(results / f"ssl/{run}/seed-0/test_cases.csv")
         split = json.loads((results / "data/splits/labeled-0.1/seed-0.json").read_text())
         assert sorted(cases["case_id"]) == split["test"]
+        row = summary[(summary["run"] == run) & (summary["seed"] == 0)].iloc[0]  # the misdetection counts shown
+        assert row["false_lesions"] == (cases["pred_lesions"] - cases["true_pred_lesions"]).sum()
+        assert row["false_lesions_tumor_free"] == cases.loc[cases["gt_empty"].astype(bool), "pred_lesions"].sum()
 
 
 def test_pseudo_label_1_shards_partition_the_unlabeled_volumes(phantom_run):

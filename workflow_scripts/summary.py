@@ -9,7 +9,8 @@ from aslseg.io import atomic_path
 from aslseg.workflow import job_logging
 
 COLUMNS = ["dice_mean", "jaccard_mean", "hd95_mm_mean", "asd_mm_mean", "n_cases", "lesion_sensitivity",
-           "lesion_precision", "fp_volume_ml_tumor_free", "n_tumor_free", "best_val_dice", "train_s"]
+           "lesion_precision", "false_lesions", "false_lesions_tumor_free", "fp_volume_ml_tumor_free", "n_tumor_free",
+           "best_val_dice", "train_s"]
 END_TO_END = ["dice_mean", "hd95_mm_mean", "lesion_sensitivity", "lesion_precision", "fp_volume_ml_tumor_free"]
 
 with job_logging(snakemake) as log:
