@@ -104,8 +104,8 @@ def test_a_later_rounds_calibration_reads_which_val_slices_earlier_rounds_took(p
     """Round r's calibrated selection leaves out the val slices earlier thresholds accepted
     (reliability.calibrate_round): it reads the previous round's calibration.json; round 0 has none."""
     assert "previous_calibration" not in inputs.selection(round_wildcards(plan, "aslseg", 0))
-    got = inputs.selection(round_wildcards(plan, "aslseg_two_rounds", 1))
-    assert got["previous_calibration"] == plan.selection_file(artifacts.CALIBRATION, "aslseg_two_rounds", 0, 0)
+    got = inputs.selection(round_wildcards(plan, "aslseg", 1))
+    assert got["previous_calibration"] == plan.selection_file(artifacts.CALIBRATION, "aslseg", 0, 0)
 
 
 def test_a_round_job_gets_its_previous_rounds_outputs_to_copy(plan, inputs):
@@ -142,15 +142,15 @@ def test_every_planned_file_matches_the_wildcards_of_the_rule_that_writes_it(pla
 
 
 def test_rows_cover_every_round_of_every_experiment(plan):
-    rows = plan.summary_rows(["supervised", "aslseg_two_rounds", "aslseg"], [0, 1])
+    rows = plan.summary_rows(["supervised", "aslseg", "aslseg_one_round"], [0, 1])
     assert [(r["experiment"], r["seed"], r["round"]) for r in rows] == \
         [("supervised", 0, 0), ("supervised", 1, 0)] + \
-        [("aslseg_two_rounds", s, r) for s in (0, 1) for r in (0, 1, 2)] + [("aslseg", s, r) for s in (0, 1) for r in (0, 1)]
-    assert rows[2]["model"] == plan.model_dir("aslseg_two_rounds", 0, 0) and rows[2]["run"].startswith("bcp-")
-    assert rows[3]["model"] == plan.model_dir("aslseg", 0, 1)  # rounds are not part of a loop's name
-    loops = plan.loop_rows(["supervised", "aslseg_two_rounds", "aslseg"], [0])
-    assert [(r["experiment"], r["round"]) for r in loops] == [("aslseg_two_rounds", 0), ("aslseg_two_rounds", 1),
-                                                             ("aslseg", 0)]
+        [("aslseg", s, r) for s in (0, 1) for r in (0, 1, 2)] + [("aslseg_one_round", s, r) for s in (0, 1) for r in (0, 1)]
+    assert rows[2]["model"] == plan.model_dir("aslseg", 0, 0) and rows[2]["run"].startswith("bcp-")
+    # rounds are not part of a loop's name: the one-round experiment's round 1 is aslseg's
+    assert rows[9]["model"] == rows[3]["model"] == plan.model_dir("aslseg", 0, 1)
+    loops = plan.loop_rows(["supervised", "aslseg", "aslseg_one_round"], [0])
+    assert [(r["experiment"], r["round"]) for r in loops] == [("aslseg", 0), ("aslseg", 1), ("aslseg_one_round", 0)]
     assert plan.loop_row_files(loops)[0] == loops[0]["quality"]
 
 
