@@ -2,6 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from aslseg.config import default_config
 from aslseg.select.expand import (GROUND_TRUTH_ROUND, LIST_COLUMNS, accepted_in, check_list, expand, initial_list,
                                   summarize_list, tumor_free_slices)
 from aslseg.select.reliability import (
@@ -217,6 +218,18 @@ def test_calibration_demands_the_precision_at_its_lower_confidence_bound():
     assert bounded["precision_confidence"] == 0.9
     with pytest.raises(ValueError, match="confidence"):
         calibrate_threshold(table, right, 0.5, 1, False, confidence=1.0)
+
+
+def test_the_default_calibration_rests_on_four_right_val_slices_and_no_fewer():
+    # The Wilson bound guards small sets (4 of 4 right: ~0.71 at 0.9; 3 of 4: ~0.43), so the floor of val
+    # slices only stops a threshold resting on 3 or fewer: 3 of 3 right clears the bound (~0.65) but not the floor.
+    settings = SelectSettings.from_config(selection_settings(default_config()["select"]))
+    table = scores(list(np.linspace(1.0, 0.1, 10))).assign(case=7, position=range(10))
+    four = calibrate_round(table, np.array([True] * 4 + [False] * 6), settings, taken=[])
+    assert four["threshold"] == table["score"][3] and four["val_accepted"] == four["val_accepted_right"] == 4
+    three = calibrate_round(table, np.array([True] * 3 + [False] * 7), settings, taken=[])
+    assert three["threshold"] is None and three["val_accepted"] == 0
+    assert precision_lower_bound(np.array([3]), np.array([3]), settings.precision_confidence)[0] > settings.precision
 
 
 def test_a_later_round_calibrates_on_the_val_slices_earlier_rounds_left():
