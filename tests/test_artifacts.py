@@ -144,21 +144,27 @@ def test_an_is_named_by_exactly_the_keys_its_training_reads():
 # 49dc21efc0 and bcp-02ff5291a8), and again when the score took in SAM's IoU and AN's confidence and the
 # calibrated precision rose to 0.6 (from 716dcd7295 and bcp-76fa1d4138). samrun, synth, adapt, adaptrun and loop
 # when sam.max_rim_share became 0.5 by default (from box-a579728ebb, c1667e1702, 87033c9142, 7010544099 and
-# bcp-3331e8686e): the names the option had before, so folders made with it keep theirs. loop.warm_start and
-# select.negatives, off by default, rename nothing.
+# bcp-3331e8686e): the names the option had before, so folders made with it keep theirs. select and loop again
+# when select.min_val_slices became 4 (from b7356c47bd and bcp-1cab0b6e3b): it changes which slices are accepted
+# where the val volumes certify only a small set (the float32 path), and the names must say so. loop.warm_start
+# and select.negatives, off by default, rename nothing.
 DEFAULT_NAMES = {"ssl": "bcp-590b5e4de8", "embed": "91078f3bef", "tune": "891038bcaf", "samrun": "box-933991a00c",
-                 "synth": "e2defc8739", "adapt": "019d2cb164", "adaptrun": "7cdaf5fb2a", "select": "b7356c47bd",
-                 "loop": "bcp-1cab0b6e3b"}
+                 "synth": "e2defc8739", "adapt": "019d2cb164", "adaptrun": "7cdaf5fb2a", "select": "fac9552bdb",
+                 "loop": "bcp-9b9f7200b3"}
 
 
 def test_the_default_configs_artifacts_keep_their_names():
     assert names(effective(ssl={"method": "bcp"})) == DEFAULT_NAMES
     warm = names(effective(ssl={"method": "bcp"}, loop={"warm_start": True}))
     assert warm["loop"] != DEFAULT_NAMES["loop"] and warm["ssl"] == DEFAULT_NAMES["ssl"]
-    # every PL1 component prompted, the default until session 26: the names it had then
-    every_component = names(effective(ssl={"method": "bcp"}, sam={"max_rim_share": None}))
-    assert every_component == {**DEFAULT_NAMES, "samrun": "box-a579728ebb", "synth": "c1667e1702",
-                               "adapt": "87033c9142", "adaptrun": "7010544099", "loop": "bcp-3331e8686e"}
+    # the floor of 5 val slices, the default until session 29: the names it had then
+    floor5 = names(effective(ssl={"method": "bcp"}, select={"min_val_slices": 5}))
+    assert floor5 == {**DEFAULT_NAMES, "select": "b7356c47bd", "loop": "bcp-1cab0b6e3b"}
+    # every PL1 component prompted, the default until session 26 (with that floor): the names it had then
+    every_component = names(effective(ssl={"method": "bcp"}, sam={"max_rim_share": None}, select={"min_val_slices": 5}))
+    assert every_component == {**DEFAULT_NAMES, "select": "b7356c47bd", "samrun": "box-a579728ebb",
+                               "synth": "c1667e1702", "adapt": "87033c9142", "adaptrun": "7010544099",
+                               "loop": "bcp-3331e8686e"}
     assert artifacts.LiverStage.of(default_config()).key == "24086e9002"
 
 
